@@ -120,3 +120,32 @@ def save_tiny(folder: str, kind: str = "llama", seed: int = 0, **shape) -> str:
         # vocab.json and merges.txt, which save_pretrained of the fast class does not write.
         tokenizer.backend_tokenizer.model.save(folder)
     return folder
+
+
+def train_sentencepiece_tokenizer(folder: str, texts: Iterable[str] | None = None, vocab_size: int = 800):
+    """A SentencePiece `LlamaTokenizer` (the slow class LLaMA-2 checkpoints use) trained on `texts`."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    buffer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(texts) if texts is not None else sample_texts()), model_writer=buffer,
+        vocab_size=vocab_size, model_type="bpe", byte_fallback=True, character_coverage=1.0,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "tokenizer.model")
+    with open(path, "wb") as f:
+        f.write(buffer.getvalue())
+    return LlamaTokenizer(vocab_file=path, legacy=True)
+
+
+def save_tiny_sentencepiece_llama(folder: str, seed: int = 0, **shape) -> str:
+    """Save a tiny LLaMA with a SentencePiece LlamaTokenizer to `folder`; returns the folder."""
+    tokenizer = train_sentencepiece_tokenizer(folder)
+    tokenizer.pad_token = tokenizer.eos_token
+    model = build_tiny_model("llama", tokenizer, seed=seed, **shape)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
