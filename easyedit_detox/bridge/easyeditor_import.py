@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 INSTALL_HINT = (
     "easyedit-detox needs easyeditor 0.0.1.dev0 importable. Its PyPI metadata pins versions that "
     "do not install on current Python, so install it without dependencies and supply them: "
@@ -10,9 +12,13 @@ INSTALL_HINT = (
 )
 
 try:
-    import easyeditor  # noqa: F401  (imports the whole framework: slow, but BaseEditor needs it)
-    from easyeditor.util import alg_dict as _alg_dict_module
-    from easyeditor.util.hparams import HyperParams
+    with warnings.catch_warnings():
+        # Its import chain (timm's old module paths, ...) warns about things we cannot change.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import easyeditor  # noqa: F401  (imports the whole framework: slow, but BaseEditor needs it)
+        from easyeditor.util import alg_dict as _alg_dict_module
+        from easyeditor.util.hparams import HyperParams
 except Exception as exc:  # ImportError, or anything its import chain raises (e.g. transformers >= 4.56)
     raise ImportError(f"{INSTALL_HINT} (import failed with {type(exc).__name__}: {exc})") from exc
 

@@ -190,7 +190,7 @@ def _edit_planned(model, plan: EditPlan, hparams, strategy, on_step):
             p.requires_grad_(flags[n])
         model.train(was_training)
     report.layers = plan.layers
-    LOG.info("DINM edited %s (layers %s) in %d steps", plan.param_names, plan.layers, len(report.losses))
+    LOG.debug("DINM edited %s (layers %s) in %d steps", plan.param_names, plan.layers, len(report.losses))
     return originals, report
 
 

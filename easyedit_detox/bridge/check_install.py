@@ -1,0 +1,19 @@
+"""`python -m easyedit_detox.bridge.check_install`: prove the environment imports, print the versions."""
+
+import importlib.metadata as md
+import logging
+import sys
+
+
+def main() -> int:
+    """Import the package (which imports easyeditor) and report the versions that matter."""
+    logging.disable(logging.WARNING)
+    import easyedit_detox  # noqa: F401  (raises an install hint when easyeditor cannot import)
+
+    names = ("torch", "transformers", "easyeditor", "peft", "accelerate", "nltk")
+    sys.stdout.write("environment ok: " + ", ".join(f"{n} {md.version(n)}" for n in names) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

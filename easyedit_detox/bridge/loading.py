@@ -1,0 +1,62 @@
+"""Loading a model and tokenizer by class from hparams (`model_class`, `tokenizer_class`), on any device."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Optional, Tuple
+
+import torch
+import transformers
+
+from ..errors import HyperParamsError, UserError
+from .devices import resolve_device
+
+LOG = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _transformers_class(name: str, key: str):
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    if cls is None:
+        raise HyperParamsError(f"hparams key {key!r} is {name!r}, which transformers does not have; use a class "
+                               "name such as LlamaForCausalLM / AutoModelForCausalLM (model) or AutoTokenizer")
+    return cls
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(re.fullmatch(r"[\w-][\w.-]*(/[\w.-]+)?", name))
+
+
+def load_model_and_tokenizer(hparams, dtype: Optional[str] = None) -> Tuple[torch.nn.Module, object]:
+    """Load `hparams.model_name` with its hparams classes onto `hparams.device` (or a device_map)."""
+    model_cls = _transformers_class(hparams.model_class, "model_class")
+    tok_cls = _transformers_class(hparams.tokenizer_class, "tokenizer_class")
+    name = os.path.expanduser(str(hparams.model_name))
+    if not os.path.isdir(name) and not _looks_like_hub_id(name):
+        raise UserError(f"model folder {name!r} (hparams 'model_name') does not exist; download the "
+                        "checkpoint there or point model_name at the folder that holds config.json")
+    torch_dtype = DTYPES.get(dtype or "float32")
+    if torch_dtype is None:
+        raise UserError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    kwargs = {"torch_dtype": torch_dtype}
+    if hparams.model_parallel:
+        kwargs["device_map"] = "auto"  # accelerate spreads the layers over the visible GPUs
+    try:
+        model = model_cls.from_pretrained(name, **kwargs)
+        tok = tok_cls.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load model {name!r} with {hparams.model_class}/{hparams.tokenizer_class}: "
+                        f"{first}; pass a local checkpoint folder (nothing is downloaded here)") from None
+    if not hparams.model_parallel:
+        model = model.to(resolve_device(hparams.device))
+    if tok.pad_token_id is None:
+        # GPT-2 and LLaMA tokenizers have no pad token; generation pads with EOS as EasyEdit does.
+        tok.pad_token = tok.eos_token
+    model.eval()
+    LOG.info("loaded %s (%s, %s) on %s", name, hparams.model_class, torch_dtype,
+             "device_map=auto" if hparams.model_parallel else next(model.parameters()).device)
+    return model, tok

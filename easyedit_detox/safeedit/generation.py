@@ -1,0 +1,253 @@
+"""Response generation for the SafeEdit evaluation: greedy, batched, left-padded, cut from the left.
+
+SAFEEDIT.md fixes the recipe: greedy decoding whatever the checkpoint's generation config says,
+`max_new_tokens = max_output_length`, left padding, inputs longer than
+`max_length - max_output_length` tokens cut from the left, and the response is the decoded new
+tokens only (special tokens skipped, stripped). On top of that recipe this module keeps models
+whose context window is shorter than `max_length` from crashing (GPT-2-XL with EasyEdit's
+max_length 2048): the input is cut further so that input plus new tokens fit, and the cut is
+recorded on the returned `Generation`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig
+
+from easyedit_detox.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Generation", "GenerationSettings", "context_window", "generate_responses"]
+
+# Config attributes that hold a model's maximum number of positions, in the order they are tried.
+_CONTEXT_ATTRIBUTES = (
+    "max_position_embeddings",
+    "n_positions",
+    "n_ctx",
+    "max_sequence_length",
+    "seq_length",
+    "max_seq_len",
+)
+
+# (context window, max_output_length) pairs already warned about, so a long run warns once.
+_warned_short_context: Set[Tuple[int, int]] = set()
+
+
+def _is_positive_int(value) -> bool:
+    # bool is an int subclass; `max_length: true` in a YAML file is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@dataclass
+class GenerationSettings:
+    """How many tokens a model may read and write per response, and how many sequences per batch."""
+
+    max_length: int
+    max_output_length: int
+    batch_size: int = 8
+
+    def __post_init__(self):
+        for name in ("max_length", "max_output_length", "batch_size"):
+            value = getattr(self, name)
+            if not _is_positive_int(value):
+                raise UserError(f"Generation setting {name} must be a positive integer, got {value!r}.")
+        if self.max_output_length >= self.max_length:
+            raise UserError(
+                f"Generation setting max_output_length ({self.max_output_length}) must be smaller than "
+                f"max_length ({self.max_length}): max_length counts the input and the response together. "
+                "Raise max_length or lower max_output_length."
+            )
+
+    @property
+    def max_input_length(self) -> int:
+        """Input tokens kept before the context-window check: max_length - max_output_length."""
+        return self.max_length - self.max_output_length
+
+
+@dataclass
+class Generation:
+    """One response: its text, the input and new token counts, and whether the input was cut."""
+
+    text: str
+    input_tokens: int
+    new_tokens: int
+    truncated: bool
+
+
+def context_window(model) -> Optional[int]:
+    """The model's maximum number of positions from its config, or None when the config does not say."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    configs = [config]
+    # Multimodal and encoder-decoder configs keep the decoder's limits in a sub-config.
+    get_text_config = getattr(config, "get_text_config", None)
+    if callable(get_text_config):
+        try:
+            text_config = get_text_config(decoder=True)
+        except TypeError:
+            text_config = get_text_config()
+        if text_config is not None and text_config is not config:
+            configs.insert(0, text_config)
+    for cfg in configs:
+        for name in _CONTEXT_ATTRIBUTES:
+            value = getattr(cfg, name, None)
+            if _is_positive_int(value):
+                return value
+    return None
+
+
+def _budget(model, settings: GenerationSettings) -> Tuple[int, int]:
+    """(input token limit, max_new_tokens) for `model` under `settings`, fitted to its context window."""
+    max_input = settings.max_input_length
+    max_new = settings.max_output_length
+    window = context_window(model)
+    if window is None:
+        return max_input, max_new
+    if max_new > window - 1:
+        # Not even the response fits: keep one position for the input and shorten the response.
+        key = (window, settings.max_output_length)
+        if key not in _warned_short_context:
+            _warned_short_context.add(key)
+            logger.warning(
+                "The model's context window (%d positions) cannot hold max_output_length=%d new tokens; "
+                "generating at most %d new tokens per response instead.",
+                window, settings.max_output_length, window - 1,
+            )
+        max_new = window - 1
+    return max(1, min(max_input, window - max_new)), max_new
+
+
+def _eos_ids(model, tokenizer) -> List[int]:
+    """Every id that ends a response: the tokenizer's EOS plus the ones the model's generation config names."""
+    ids: List[int] = []
+
+    def add(value):
+        if value is None:
+            return
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, int) and v not in ids:
+                ids.append(v)
+
+    add(tokenizer.eos_token_id)
+    # Chat checkpoints (Llama-3 and others) stop on an end-of-turn id that only the generation
+    # config lists; the fresh GenerationConfig below would otherwise forget it.
+    add(getattr(getattr(model, "generation_config", None), "eos_token_id", None))
+    if not ids:
+        add(getattr(getattr(model, "config", None), "eos_token_id", None))
+    return ids
+
+
+def _encode(tokenizer, texts: Sequence[str], max_input: int) -> Tuple[List[List[int]], List[bool]]:
+    """Token ids of each text, cut from the left to `max_input` tokens, and whether each was cut."""
+    # verbose=False: measuring a long prompt against a small model_max_length is expected here.
+    full = tokenizer(list(texts), verbose=False)["input_ids"]
+    long_rows = [i for i, ids in enumerate(full) if len(ids) > max_input]
+    if not long_rows:
+        return [list(ids) for ids in full], [False] * len(full)
+    saved_side = tokenizer.truncation_side
+    try:
+        # The tokenizer's own truncation keeps the special tokens (a LLaMA BOS) and drops text
+        # tokens; left, because harmful questions stand at the end of attack prompts.
+        tokenizer.truncation_side = "left"
+        cut = tokenizer([texts[i] for i in long_rows], truncation=True, max_length=max_input)["input_ids"]
+    finally:
+        tokenizer.truncation_side = saved_side
+    ids = [list(x) for x in full]
+    truncated = [False] * len(full)
+    for row, row_ids in zip(long_rows, cut):
+        ids[row] = list(row_ids)
+        truncated[row] = True
+    return ids, truncated
+
+
+def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded input ids and attention mask for `rows`, on `device`."""
+    # Padding by hand leaves the caller's tokenizer (padding_side, pad_token) untouched.
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            input_ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+    return input_ids.to(device), mask.to(device)
+
+
+def _batches(order: Sequence[int], size: int) -> Iterable[List[int]]:
+    for start in range(0, len(order), size):
+        yield list(order[start:start + size])
+
+
+def generate_responses(model, tokenizer, texts: List[str], settings: GenerationSettings,
+                       progress: bool = False,
+                       before_batch: Optional[Callable[[List[int]], None]] = None) -> List[Generation]:
+    """Greedy responses of `model` to `texts`, in input order, following SAFEEDIT.md's recipe.
+
+    `before_batch`, when given, is called with the indices (into `texts`) of each batch's rows, in
+    row order, before that batch generates (per-row edits use it to know whose row is whose).
+    """
+    if not texts:
+        return []
+    max_input, max_new = _budget(model, settings)
+    eos_ids = _eos_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        # GPT-2 style tokenizers have no pad token; the attention mask hides it anyway.
+        pad_id = eos_ids[0] if eos_ids else 0
+    device = model.get_input_embeddings().weight.device
+
+    generation_config = GenerationConfig(
+        do_sample=False,
+        num_beams=1,
+        max_new_tokens=max_new,
+        pad_token_id=pad_id,
+        eos_token_id=eos_ids or None,
+    )
+    extra = {}
+    # From transformers 4.50 on, generate() fills every default-valued field of a passed config
+    # from the checkpoint's generation_config (do_sample=True, temperature, top_p ...) unless told not to.
+    if "use_model_defaults" in inspect.signature(model.generate).parameters:
+        extra["use_model_defaults"] = False
+
+    ids, truncated = _encode(tokenizer, texts, max_input)
+    # Sorting by length puts sequences of similar length together, so batches carry little padding.
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    results: List[Optional[Generation]] = [None] * len(texts)
+    batches = list(_batches(order, settings.batch_size))
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+            input_ids, attention_mask = _left_pad([ids[i] for i in batch], pad_id, device)
+            if before_batch is not None:
+                before_batch(batch)
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=generation_config,
+                **extra,
+            )
+            new = output[:, input_ids.shape[1]:].tolist()
+            for row, i in enumerate(batch):
+                results[i] = _to_generation(tokenizer, new[row], eos_ids, len(ids[i]), truncated[i])
+    return results  # type: ignore[return-value]
+
+
+def _to_generation(tokenizer, new_ids: List[int], eos_ids: List[int], input_tokens: int,
+                   truncated: bool) -> Generation:
+    """A Generation from one row of new ids: cut at the first EOS, decoded without special tokens."""
+    end = len(new_ids)
+    for pos, token in enumerate(new_ids):
+        if token in eos_ids:
+            end = pos
+            break
+    # Everything after the first EOS is padding added while the rest of the batch kept going.
+    new_tokens = min(end + 1, len(new_ids))
+    text = tokenizer.decode(new_ids[:end], skip_special_tokens=True).strip()
+    return Generation(text=text, input_tokens=input_tokens, new_tokens=new_tokens, truncated=truncated)
