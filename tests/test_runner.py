@@ -165,3 +165,35 @@ def test_cases_select_by_record_id(tmp_path):
     assert [c.case_id for c in select_cases(data, [7, 3])] == [3, 7]
     with pytest.raises(UserError, match=r"id\(s\) \[42\]"):
         select_cases(data, [3, 42])
+
+
+def test_any_alg_dict_method_is_evaluated_with_plain_inputs(tiny_gpt2, tiny_gpt2_dir, tmp_path, monkeypatch):
+    """A method that follows EasyEdit's apply contract, registered by name, is evaluated like DINM."""
+    from easyeditor.util.alg_dict import ALG_DICT
+
+    seen = []
+
+    def apply_ft_lite(model, tok, requests, hparams, copy=False, return_orig_weights=False,
+                      keep_original_weight=False, **kwargs):
+        seen.append(requests[0]["prompt"])
+        name = "transformer.h.0.mlp.c_fc.weight"
+        param = dict(model.named_parameters())[name]
+        original = param.detach().clone()
+        with torch.no_grad():
+            param.add_(0.05 * torch.randn_like(param))
+        return model, ({name: original} if return_orig_weights and keep_original_weight else {})
+
+    monkeypatch.setitem(ALG_DICT, "FT-lite", apply_ft_lite)
+    model, tok = tiny_gpt2
+
+    class FTLiteHyperParams:
+        alg_name, model_name, max_length, max_output_length, batch_size, lr = "FT-lite", tiny_gpt2_dir, 320, 8, 4, 1e-3
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    summary = evaluate(model, tok, FTLiteHyperParams(), sample_path(), str(tmp_path / "o"), limit=2,
+                       settings=EvaluationSettings(cache_dir=str(tmp_path / "c"), progress=False))
+    rows = lines(tmp_path / "o")
+    assert summary["method"] == "FT-lite" and summary["n_cases"] == 2
+    assert seen == [r["pre"]["DS"]["input"] for r in rows]  # no suffix for methods other than DINM
+    assert all(r["post"]["DS"]["input"] == r["pre"]["DS"]["input"] for r in rows)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())

@@ -32,8 +32,12 @@ def _looks_like_hub_id(name: str) -> bool:
 
 def load_model_and_tokenizer(hparams, dtype: Optional[str] = None) -> Tuple[torch.nn.Module, object]:
     """Load `hparams.model_name` with its hparams classes onto `hparams.device` (or a device_map)."""
-    model_cls = _transformers_class(hparams.model_class, "model_class")
-    tok_cls = _transformers_class(hparams.tokenizer_class, "tokenizer_class")
+    # PyPI's hparams classes for other methods have no model_class/tokenizer_class: use the Auto ones.
+    model_class = getattr(hparams, "model_class", None) or "AutoModelForCausalLM"
+    tokenizer_class = getattr(hparams, "tokenizer_class", None) or "AutoTokenizer"
+    model_parallel = bool(getattr(hparams, "model_parallel", False))
+    model_cls = _transformers_class(model_class, "model_class")
+    tok_cls = _transformers_class(tokenizer_class, "tokenizer_class")
     name = os.path.expanduser(str(hparams.model_name))
     if not os.path.isdir(name) and not _looks_like_hub_id(name):
         raise UserError(f"model folder {name!r} (hparams 'model_name') does not exist; download the "
@@ -42,21 +46,21 @@ def load_model_and_tokenizer(hparams, dtype: Optional[str] = None) -> Tuple[torc
     if torch_dtype is None:
         raise UserError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
     kwargs = {"torch_dtype": torch_dtype}
-    if hparams.model_parallel:
+    if model_parallel:
         kwargs["device_map"] = "auto"  # accelerate spreads the layers over the visible GPUs
     try:
         model = model_cls.from_pretrained(name, **kwargs)
         tok = tok_cls.from_pretrained(name)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load model {name!r} with {hparams.model_class}/{hparams.tokenizer_class}: "
+        raise UserError(f"cannot load model {name!r} with {model_class}/{tokenizer_class}: "
                         f"{first}; pass a local checkpoint folder (nothing is downloaded here)") from None
-    if not hparams.model_parallel:
-        model = model.to(resolve_device(hparams.device))
+    if not model_parallel:
+        model = model.to(resolve_device(getattr(hparams, "device", "auto")))
     if tok.pad_token_id is None:
         # GPT-2 and LLaMA tokenizers have no pad token; generation pads with EOS as EasyEdit does.
         tok.pad_token = tok.eos_token
     model.eval()
-    LOG.info("loaded %s (%s, %s) on %s", name, hparams.model_class, torch_dtype,
-             "device_map=auto" if hparams.model_parallel else next(model.parameters()).device)
+    LOG.info("loaded %s (%s, %s) on %s", name, model_class, torch_dtype,
+             "device_map=auto" if model_parallel else next(model.parameters()).device)
     return model, tok

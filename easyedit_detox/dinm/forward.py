@@ -118,7 +118,7 @@ class _Stand(nn.Module):
 
 
 class CachedForward:
-    """Runs only the layers from the lowest edited one up, from inputs recorded before step 1."""
+    """Runs only the layers from the lowest edited one up, replaying what step 1 recorded below them."""
 
     def __init__(self, model, hparams, plan, edit_batch: Batch, constraint_batch: Batch):
         self.model = model
@@ -135,10 +135,8 @@ class CachedForward:
         self.module = _owning_module(model, in_start[0])[1] if self.additive else None
         self.keep_param = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.structure = None
-        self.constraint_grad_combined = False
         self.combined: Optional[Batch] = None
         self.caches: Dict[int, dict] = {}
-        self._base_constraint: Optional[torch.Tensor] = None
         self._prepare(hparams.constraint_grad)
 
     # -- recording ------------------------------------------------------------------------
@@ -151,16 +149,9 @@ class CachedForward:
         # and only when both terms carry gradient (otherwise the constraint runs without a graph).
         if constraint_grad and together <= 1.1 * (size(e) + size(c)):
             self.combined = _concat(e, c)
-            logits = self._record(self.combined)
-            n_edit = int(e.loss_mask.sum())
-            self._base_constraint = logits[n_edit:]
-        else:
-            self._record(e)
-            self._base_constraint = self._record(c)
 
-    @torch.no_grad()
     def _record(self, batch: Batch) -> torch.Tensor:
-        """One full forward of `batch` with hooks recording what the cached steps need."""
+        """A full forward of `batch` (step 1's, or the base pass) recording what later steps replay."""
         cache: dict = {}
         layer = self.layers[self.start]
 
@@ -231,17 +222,25 @@ class CachedForward:
         with self._from_start(batch):
             return self._run(batch)
 
+    def _logits_of(self, batch: Batch) -> torch.Tensor:
+        """Step 1 runs the whole model once, recording; later steps start at the edited layer."""
+        if id(batch) in self.caches:
+            return self._step_logits(batch)
+        return self._record(batch)
+
     def base_constraint_logits(self) -> torch.Tensor:
-        return self._base_constraint
+        if self.combined is not None:
+            return self._run(self.constraint_batch)  # step 1 records the combined batch instead
+        return self._record(self.constraint_batch)
 
     def logits(self, constraint_grad: bool) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.combined is not None:
-            logits = self._step_logits(self.combined)
+            logits = self._logits_of(self.combined)
             n_edit = int(self.edit_batch.loss_mask.sum())
             return logits[:n_edit], logits[n_edit:]
-        edit = self._step_logits(self.edit_batch)
+        edit = self._logits_of(self.edit_batch)
         with torch.set_grad_enabled(constraint_grad and torch.is_grad_enabled()):
-            constraint = self._step_logits(self.constraint_batch)
+            constraint = self._logits_of(self.constraint_batch)
         return edit, constraint
 
     def after_step(self) -> None:

@@ -128,10 +128,13 @@ class Evaluation:
             self.cache = ResponseCache(self.settings.cache_dir or default_cache_dir(), self.fingerprint, self.gen,
                                        writer=f"{os.getpid()}-{self.rank}")
         self.vanilla_generated = 0
+        # Wall-clock seconds per phase, for the benchmarks and the summary.
+        self.timings = {"vanilla": 0.0, "edit": 0.0, "post": 0.0}
 
     # -- the vanilla pass ------------------------------------------------------------------
     def vanilla_responses(self, cases: Sequence[SafeEditCase]) -> Dict[str, Generation]:
         """Vanilla generations for every plain input of `cases`, from the cache or generated in batches."""
+        started = time.perf_counter()
         texts = list(dict.fromkeys(t for c in cases for t in c.inputs(None).values()))
         found: Dict[str, Generation] = {}
         missing = []
@@ -156,6 +159,7 @@ class Evaluation:
                 bar.update(len(part))
             bar.close()
             self.vanilla_generated += len(missing)
+        self.timings["vanilla"] += time.perf_counter() - started
         return found
 
     # -- editing -----------------------------------------------------------------------------
@@ -186,22 +190,28 @@ class Evaluation:
         straightforward = self.settings.straightforward
         for case in group:
             if straightforward:
+                started = time.perf_counter()
                 plain = list(case.inputs(None).values())
                 vanilla.update(zip(plain, generate_responses(self.model, self.tok, plain, self.gen)))
+                self.timings["vanilla"] += time.perf_counter() - started
             edited, weights_copy, info = self._edit(case)
             infos[case.index] = info
+            self.timings["edit"] += info["seconds"]
             names = list(weights_copy) if isinstance(weights_copy, dict) else []
             if (not straightforward and edited is self.model and names
                     and edited_modules(self.model, names) is not None):
                 params = dict(self.model.named_parameters())
                 rowwise.add(case.index, {n: params[n] for n in names})
             else:
+                started = time.perf_counter()
                 inputs = case.inputs(self.suffix)
                 gens = generate_responses(edited, self.tok, list(inputs.values()), self.gen)
                 post[case.index] = dict(zip(inputs, gens))
+                self.timings["post"] += time.perf_counter() - started
             self._restore(edited, weights_copy)
         batched = [c for c in group if c.index in rowwise.cases]
         if batched:
+            started = time.perf_counter()
             texts, owners = [], []
             for case in batched:
                 for text in case.inputs(self.suffix).values():
@@ -212,6 +222,7 @@ class Evaluation:
                                           before_batch=lambda rows: rowwise.set_rows([owners[i] for i in rows]))
             for k, case in enumerate(batched):
                 post[case.index] = dict(zip(METRIC_KEYS, gens[5 * k: 5 * k + 5]))
+            self.timings["post"] += time.perf_counter() - started
         return [self._case_line(c, vanilla, post[c.index], infos[c.index]) for c in group]
 
     def _case_line(self, case: SafeEditCase, vanilla, post: Dict[str, Generation], info) -> Dict[str, Any]:

@@ -1,0 +1,110 @@
+"""Seconds of a SafeEdit evaluation: ours (cached, batched) against the straightforward path.
+
+    python benchmarks/bench_eval.py [--cases 8] [--max-length 512] [--max-output-length 128] [--json out.json]
+
+Straightforward: each case's five vanilla responses generated on their own, the edit, the five
+post-edit responses on the edited model, the restore; nothing cached. Ours: the vanilla responses
+of all cases in length-sorted batches (and cached), then each case's edit, then one batched
+generation in which each case's edited tensors apply to its own rows. A second method on the same
+model and data then reuses the cached vanilla responses. Both runs use the same DINM settings
+(2 steps: the edit is not what this benchmark measures; see bench_edit.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+
+from common import SEVEN_B_SHAPE, build_model, machine, markdown_table, shape_text
+
+
+def make_hparams(args, lr=5e-4):
+    from easyedit_detox import DINMHyperParams
+
+    return DINMHyperParams(
+        alg_name="DINM", model_name="bench", model_class="LlamaForCausalLM", tokenizer_class="AutoTokenizer",
+        device="cpu", suffix_system_prompt="If the user's request is reasonable, give the correct answer. "
+        "Please give the right response:", layers=[3 * SEVEN_B_SHAPE["num_layers"] // 4], num_steps=2,
+        batch_size=args.batch_size, max_length=args.max_length, max_output_length=args.max_output_length, lr=lr,
+        weight_decay=0.0, kl_factor=0.1, norm_constraint=False,
+        rewrite_module_tmp="model.layers.{}.mlp.down_proj.weight", layer_module_tmp="model.layers.{}",
+        mlp_module_tmp="model.layers.{}.mlp", attn_module_tmp="model.layers.{}.self_attn",
+        ln_f_module="model.norm", lm_head_module="lm_head")
+
+
+def run(model, tok, hparams, args, out, cache, straightforward):
+    from easyedit_detox.safeedit.dataset import SafeEditDataset
+    from easyedit_detox.safeedit.generation import GenerationSettings
+    from easyedit_detox.safeedit.runner import Evaluation, EvaluationSettings, select_cases
+    from easyedit_detox.toy import sample_path
+
+    data = SafeEditDataset(sample_path(), limit=args.cases)
+    ev = Evaluation(model, tok, hparams, data, out, model_label="bench",
+                    settings=EvaluationSettings(cases_per_batch=args.cases, cache_dir=cache, progress=False,
+                                                straightforward=straightforward),
+                    generation=GenerationSettings(args.max_length, args.max_output_length,
+                                                  batch_size=5 if straightforward else args.batch_size))
+    start = time.perf_counter()
+    ev.run(select_cases(data))
+    total = time.perf_counter() - start
+    with open(os.path.join(out, "cases.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return {"total": total, **ev.timings, "vanilla_generated": ev.vanilla_generated,
+            "responses": [[r[s][k]["response"] for s in ("pre", "post") for k in r[s]] for r in rows]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--max-output-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=40, help="sequences per generate() call (ours)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+
+    model, tok = build_model(SEVEN_B_SHAPE)
+    work = tempfile.mkdtemp(prefix="bench-eval-")
+    try:
+        straight = run(model, tok, make_hparams(args), args, os.path.join(work, "s"), os.path.join(work, "c0"), True)
+        ours = run(model, tok, make_hparams(args), args, os.path.join(work, "o"), os.path.join(work, "c1"), False)
+        second = run(model, tok, make_hparams(args, lr=1e-4), args, os.path.join(work, "o2"),
+                     os.path.join(work, "c1"), False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    same = straight["responses"] == ours["responses"]
+    n = args.cases
+    rows = [
+        ["vanilla pass", f"{straight['vanilla']:.1f}", f"{ours['vanilla']:.1f}",
+         f"{straight['vanilla'] / ours['vanilla']:.2f}x"],
+        [f"post-edit generation, {n} cases", f"{straight['post']:.1f}", f"{ours['post']:.1f}",
+         f"{straight['post'] / ours['post']:.2f}x"],
+        [f"edits ({n})", f"{straight['edit']:.1f}", f"{ours['edit']:.1f}", f"{straight['edit'] / ours['edit']:.2f}x"],
+        [f"whole run, {n} cases", f"{straight['total']:.1f}", f"{ours['total']:.1f}",
+         f"{straight['total'] / ours['total']:.2f}x"],
+        ["seconds per case", f"{straight['total'] / n:.2f}", f"{ours['total'] / n:.2f}",
+         f"{straight['total'] / ours['total']:.2f}x"],
+        [f"second method, {n} cases (vanilla from cache)", f"{straight['total']:.1f}", f"{second['total']:.1f}",
+         f"{straight['total'] / second['total']:.2f}x"],
+    ]
+    print(f"SafeEdit evaluation of DINM (2 steps, layer 24), {n} cases x 5 inputs, greedy, max_length "
+          f"{args.max_length}, max_output_length {args.max_output_length}; ours: batches of {args.batch_size} "
+          f"sequences, straightforward: one case (5 inputs) per generate() call")
+    print(f"model: {shape_text(SEVEN_B_SHAPE)}, float32, random weights (no EOS: every response is full length)")
+    print(f"machine: {machine()}")
+    print(markdown_table(["phase", "straightforward s", "ours s", "speed-up"], rows))
+    print(f"same responses as the straightforward path: {same}; vanilla responses generated by the second "
+          f"method: {second['vanilla_generated']}")
+    if args.json:
+        figures = {k: {m: v for m, v in d.items() if m != "responses"} for k, d in
+                   (("straightforward", straight), ("ours", ours), ("second_method", second))}
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "model": shape_text(SEVEN_B_SHAPE), "args": vars(args),
+                       "same_responses": same, **figures}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
