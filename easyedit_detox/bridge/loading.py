@@ -30,6 +30,16 @@ def _looks_like_hub_id(name: str) -> bool:
     return bool(re.fullmatch(r"[\w-][\w.-]*(/[\w.-]+)?", name))
 
 
+def process_device(device) -> torch.device:
+    """The hparams device, except that each process of a multi-process launch takes its own GPU."""
+    resolved = resolve_device(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = os.environ.get("LOCAL_RANK")
+    if resolved.type == "cuda" and world > 1 and local_rank is not None:
+        return torch.device(f"cuda:{int(local_rank) % torch.cuda.device_count()}")
+    return resolved
+
+
 def load_model_and_tokenizer(hparams, dtype: Optional[str] = None) -> Tuple[torch.nn.Module, object]:
     """Load `hparams.model_name` with its hparams classes onto `hparams.device` (or a device_map)."""
     # PyPI's hparams classes for other methods have no model_class/tokenizer_class: use the Auto ones.
@@ -56,7 +66,7 @@ def load_model_and_tokenizer(hparams, dtype: Optional[str] = None) -> Tuple[torc
         raise UserError(f"cannot load model {name!r} with {model_class}/{tokenizer_class}: "
                         f"{first}; pass a local checkpoint folder (nothing is downloaded here)") from None
     if not model_parallel:
-        model = model.to(resolve_device(getattr(hparams, "device", "auto")))
+        model = model.to(process_device(getattr(hparams, "device", "auto")))
     if tok.pad_token_id is None:
         # GPT-2 and LLaMA tokenizers have no pad token; generation pads with EOS as EasyEdit does.
         tok.pad_token = tok.eos_token

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import torch
 from tqdm.auto import tqdm
-from transformers import GenerationConfig
+from transformers import GenerationConfig, GenerationMixin
 
 from easyedit_detox.errors import UserError
 
@@ -34,6 +34,10 @@ _CONTEXT_ATTRIBUTES = (
     "max_sequence_length",
     "seq_length",
     "max_seq_len",
+)
+
+_GENERATE_TAKES_USE_MODEL_DEFAULTS = (
+    "use_model_defaults" in inspect.signature(GenerationMixin.generate).parameters
 )
 
 # (context window, max_output_length) pairs already warned about, so a long run warns once.
@@ -213,8 +217,9 @@ def generate_responses(model, tokenizer, texts: List[str], settings: GenerationS
     )
     extra = {}
     # From transformers 4.50 on, generate() fills every default-valued field of a passed config
-    # from the checkpoint's generation_config (do_sample=True, temperature, top_p ...) unless told not to.
-    if "use_model_defaults" in inspect.signature(model.generate).parameters:
+    # from the checkpoint's generation_config (do_sample=True, temperature, top_p ...) unless told
+    # not to. Asked of transformers, not of `model.generate`, which wrappers (peft) hide behind **kwargs.
+    if _GENERATE_TAKES_USE_MODEL_DEFAULTS:
         extra["use_model_defaults"] = False
 
     ids, truncated = _encode(tokenizer, texts, max_input)

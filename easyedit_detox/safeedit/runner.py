@@ -106,9 +106,10 @@ class Evaluation:
                 raise UserError(f"method {self.method!r} is not in easyeditor's ALG_DICT; available: {sorted(ALG_DICT)}")
             apply_fn = ALG_DICT[self.method]
         self.apply_fn = apply_fn
+        # hparams.batch_size is EasyEdit's edit batch size (BaseEditor forces it to 1), not a
+        # generation setting: generation batches default to 8 sequences.
         self.gen = generation or GenerationSettings(
-            max_length=hparams.max_length, max_output_length=hparams.max_output_length,
-            batch_size=max(1, int(getattr(hparams, "batch_size", 8) or 8)))
+            max_length=hparams.max_length, max_output_length=hparams.max_output_length, batch_size=8)
         self.suffix = suffix_for(hparams)
         self.model_label = model_label or str(getattr(model.config, "_name_or_path", "") or hparams.model_name)
         rank, world = distributed_rank()
