@@ -154,7 +154,6 @@ def run_edit_loop(model, plan: EditPlan, hparams: DINMHyperParams, strategy: str
                 for m, o in zip(masters.tensors, originals):
                     m.copy_(torch.clamp(m, min=o - eps, max=o + eps))
         masters.push()
-        forward.after_step()
     for p in params:
         p.grad = None
     return report

@@ -65,13 +65,11 @@ class FullForward:
         return self._answer_logits(self.constraint_batch)
 
     def logits(self, constraint_grad: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Answer logits of the edit and constraint batches with the current weights."""
         edit = self._answer_logits(self.edit_batch)
         with torch.set_grad_enabled(constraint_grad and torch.is_grad_enabled()):
             constraint = self._answer_logits(self.constraint_batch)
         return edit, constraint
-
-    def after_step(self) -> None:
-        pass
 
 
 def _layer_list(model, layer_module_tmp: str) -> Tuple[nn.ModuleList, str]:
@@ -117,12 +115,11 @@ class _Stand(nn.Module):
         return self._fn(hidden_states)
 
 
-class CachedForward:
+class CachedForward(FullForward):
     """Runs only the layers from the lowest edited one up, replaying what step 1 recorded below them."""
 
     def __init__(self, model, hparams, plan, edit_batch: Batch, constraint_batch: Batch):
-        self.model = model
-        self.edit_batch, self.constraint_batch = edit_batch, constraint_batch
+        super().__init__(model, edit_batch, constraint_batch)
         self.layers, _ = _layer_list(model, hparams.layer_module_tmp)
         layer_ids = [l for ls in plan.layers for l in (ls if isinstance(ls, list) else [ls])]
         self.start = min(layer_ids)
@@ -222,7 +219,7 @@ class CachedForward:
         with self._from_start(batch):
             return self._run(batch)
 
-    def _logits_of(self, batch: Batch) -> torch.Tensor:
+    def _answer_logits(self, batch: Batch) -> torch.Tensor:
         """Step 1 runs the whole model once, recording; later steps start at the edited layer."""
         if id(batch) in self.caches:
             return self._step_logits(batch)
@@ -234,17 +231,11 @@ class CachedForward:
         return self._record(self.constraint_batch)
 
     def logits(self, constraint_grad: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.combined is not None:
-            logits = self._logits_of(self.combined)
-            n_edit = int(self.edit_batch.loss_mask.sum())
-            return logits[:n_edit], logits[n_edit:]
-        edit = self._logits_of(self.edit_batch)
-        with torch.set_grad_enabled(constraint_grad and torch.is_grad_enabled()):
-            constraint = self._logits_of(self.constraint_batch)
-        return edit, constraint
-
-    def after_step(self) -> None:
-        pass
+        if self.combined is None:
+            return super().logits(constraint_grad)
+        logits = self._answer_logits(self.combined)
+        n_edit = int(self.edit_batch.loss_mask.sum())
+        return logits[:n_edit], logits[n_edit:]
 
 
 def _concat(a: Batch, b: Batch) -> Batch:
