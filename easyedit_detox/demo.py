@@ -61,7 +61,7 @@ def show_one_instance(model, tok, hparams, case, write: Callable[[str], None]) -
     settings = GenerationSettings(hparams.max_length, hparams.max_output_length)
     request = case.edit_request(hparams.suffix_system_prompt)
     before = generate_responses(model, tok, [case.eval_inputs["DS"]], settings)[0].text
-    distances = layer_distances(model, tok, request["target_new"], request["ground_truth"], hparams.max_length)
+    distances = layer_distances(model, tok, request["target_new"], request["ground_truth"])
     report: dict = {}
     start = time.perf_counter()
     _, weights_copy = apply_dinm_to_model(model, tok, [request], hparams, return_orig_weights=True,

@@ -299,7 +299,7 @@ def edit_once(model, tok, record: dict, layer: int, lr: float, kl_factor: Option
 
 def located_layers(model, tok, records: List[dict]) -> Dict[int, int]:
     """The toxic layer DINM's locator picks for each record (record id -> layer)."""
-    return {r["id"]: locate_toxic_layer(model, tok, r["safe generation"], r["unsafe generation"], MAX_LENGTH)
+    return {r["id"]: locate_toxic_layer(model, tok, r["safe generation"], r["unsafe generation"])
             for r in records}
 
 

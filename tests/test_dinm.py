@@ -80,10 +80,10 @@ def test_locate_matches_restatement_and_picks_first_on_tie(tiny_llama, safeedit_
     model, tok = tiny_llama
     rec = safeedit_records[0]
     expected, dists = ref_locate(model, tok, rec["safe generation"], rec["unsafe generation"])
-    assert locate_toxic_layer(model, tok, rec["safe generation"], rec["unsafe generation"], 2048) == expected
-    assert layer_distances(model, tok, rec["safe generation"], rec["unsafe generation"], 2048) == pytest.approx(dists, rel=1e-5)
+    assert locate_toxic_layer(model, tok, rec["safe generation"], rec["unsafe generation"]) == expected
+    assert layer_distances(model, tok, rec["safe generation"], rec["unsafe generation"]) == pytest.approx(dists, rel=1e-5)
     # Identical responses: every distance is 0, and the first layer wins the tie.
-    assert locate_toxic_layer(model, tok, "same text", "same text", 2048) == 0
+    assert locate_toxic_layer(model, tok, "same text", "same text") == 0
 
 
 def test_each_request_is_located_on_its_own(tiny_llama, safeedit_records, monkeypatch):
@@ -229,3 +229,12 @@ def test_cached_and_full_strategies_agree_on_multi_layer_edits(tiny_llama, safee
         a = dict(model.named_parameters())[name] - before[name]
         b = dict(other.named_parameters())[name] - before[name]
         assert cosine(a, b) > 0.99999
+
+
+def test_location_reads_whole_responses_whatever_max_length(tiny_gpt2, safeedit_records):
+    model, tok = tiny_gpt2
+    req = make_request(safeedit_records[9])
+    expected, _ = ref_locate(model, tok, req["target_new"], req["ground_truth"])
+    report = {}
+    apply_dinm_to_model(model, tok, [req], hparams("gpt2", max_length=24, num_steps=1), report=report)
+    assert report["layers"] == [expected]

@@ -70,7 +70,7 @@ def plan_edit(model, tok, requests: List[Dict[str, Any]], hparams: DINMHyperPara
     if fixed is not None:
         per_request = [sorted(set(fixed)) for _ in requests]
     else:
-        per_request = [[locate_toxic_layer(model, tok, r["target_new"], r["ground_truth"], hparams.max_length)]
+        per_request = [[locate_toxic_layer(model, tok, r["target_new"], r["ground_truth"])]
                        for r in requests]
     union = sorted({layer for layers in per_request for layer in layers})
     params = select_edited_parameters(model, hparams.rewrite_module_tmp, union)

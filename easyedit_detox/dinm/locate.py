@@ -24,9 +24,12 @@ def input_device(model) -> torch.device:
     return model.get_input_embeddings().weight.device
 
 
-def layer_distances(model, tok, safe: str, unsafe: str, max_length: int) -> List[float]:
+def layer_distances(model, tok, safe: str, unsafe: str) -> List[float]:
     """d_i = ||H_i[safe] - H_i[unsafe]||_F for decoder layers i = 1..N over the right-padded batch."""
-    ids = [list(tok(text).input_ids)[:max_length] for text in (safe, unsafe)]
+    # DINM.md tokenizes the whole responses; only a model's own context window cuts them (a
+    # response longer than the positions the model has would crash the forward pass).
+    window = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    ids = [list(tok(text).input_ids)[:window] for text in (safe, unsafe)]
     width = max(len(x) for x in ids)
     pad = pad_token_id(tok)
     input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
@@ -42,9 +45,9 @@ def layer_distances(model, tok, safe: str, unsafe: str, max_length: int) -> List
     return distances
 
 
-def locate_toxic_layer(model, tok, safe: str, unsafe: str, max_length: int) -> int:
+def locate_toxic_layer(model, tok, safe: str, unsafe: str) -> int:
     """0-based index of the decoder layer whose output separates safe from unsafe most (first on ties)."""
-    distances = layer_distances(model, tok, safe, unsafe, max_length)
+    distances = layer_distances(model, tok, safe, unsafe)
     best = 0
     for i, d in enumerate(distances):
         if d > distances[best]:
