@@ -25,6 +25,7 @@ def worker(args) -> None:
     import torch
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
+    from easyedit_detox.bridge.restore import restore_weights
 
     torch.manual_seed(0)
     model, tok = build_model(SEVEN_B_SHAPE)
@@ -43,9 +44,7 @@ def worker(args) -> None:
         _, weights_copy = apply_dinm_to_model(model, tok, [req], h, return_orig_weights=True, keep_original_weight=True,
                                               strategy=args.strategy)
         elapsed = time.perf_counter() - start
-        with torch.no_grad():
-            for name, original in weights_copy.items():
-                dict(model.named_parameters())[name].copy_(original)
+        restore_weights(model, model, weights_copy, "DINM")
         if i > 0:  # the first edit warms up the allocator and kernels
             times.append(elapsed)
     print(json.dumps({"seconds": statistics.median(times), "peak_extra_mb": peak_rss_mb() - baseline}))

@@ -34,6 +34,7 @@ def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
+    from easyedit_detox.bridge.restore import restore_weights
     from easyedit_detox.safeedit.generation import GenerationSettings, generate_responses
     from easyedit_detox.safeedit.rowwise import RowwiseEdits
     from easyedit_detox.toy import train_tokenizer
@@ -102,9 +103,7 @@ def main() -> None:
             secs, peak, (_, copy) = measure(lambda: apply_dinm_to_model(
                 model, tok, [long_request(1)], hparams(layer), return_orig_weights=True, keep_original_weight=True,
                 strategy=strategy))
-            with torch.no_grad():
-                for name, original in copy.items():
-                    params[name].copy_(original)
+            restore_weights(model, model, copy, "DINM")
             figures.append({"what": f"edit, layer {layer} ({label})", "strategy": strategy, "seconds": secs,
                             "peak_gib": peak})
             rows.append([f"DINM edit, layer {layer} ({label}), {input_tokens}-token input",
@@ -125,18 +124,14 @@ def main() -> None:
         _, copy = apply_dinm_to_model(model, tok, [req], h, return_orig_weights=True, keep_original_weight=True,
                                       strategy="full")
         generate_responses(model, tok, suffixed, gen)
-        with torch.no_grad():
-            for name, original in copy.items():
-                params[name].copy_(original)
+        restore_weights(model, model, copy, "DINM")
 
     def our_case():
         generate_responses(model, tok, plain, gen)
         _, copy = apply_dinm_to_model(model, tok, [req], h, return_orig_weights=True, keep_original_weight=True)
         edits = RowwiseEdits(model)
         edits.add(0, {name: params[name] for name in copy})
-        with torch.no_grad():
-            for name, original in copy.items():
-                params[name].copy_(original)
+        restore_weights(model, model, copy, "DINM")
         with edits.active():
             generate_responses(model, tok, suffixed, gen, before_batch=lambda rows: edits.set_rows([0] * len(rows)))
 

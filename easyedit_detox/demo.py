@@ -14,6 +14,7 @@ import time
 from importlib import resources
 from typing import Callable, Optional
 
+from .bridge.restore import restore_weights
 from .dinm import DINMHyperParams, apply_dinm_to_model
 from .dinm.locate import layer_distances
 from .safeedit.compare import summary_markdown
@@ -68,8 +69,7 @@ def show_one_instance(model, tok, hparams, case, write: Callable[[str], None]) -
                                           keep_original_weight=True, report=report)
     seconds = time.perf_counter() - start
     after = generate_responses(model, tok, [request["prompt"]], settings)[0].text
-    for name, original in weights_copy.items():  # undo, so part 2 starts from the vanilla model
-        dict(model.named_parameters())[name].data.copy_(original)
+    restore_weights(model, model, weights_copy, "DINM")  # part 2 starts from the vanilla model
 
     write(f"## 1. One SafeEdit instance (record {case.case_id}, {case.record['unsafety category']})\n")
     write(f"adversarial prompt: {_short(case.eval_inputs['DS'])}")

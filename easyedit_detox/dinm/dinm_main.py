@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from ..bridge.restore import restore_weights
 from ..errors import RequestError
 from .encode import Batch, collate, encode_pair, pad_token_id
 from .forward import make_forward
@@ -27,7 +28,7 @@ EARLY_STOP_LOSS = 1e-4
 class EditPlan:
     """Everything decided before the model changes: layers, tensors and token sequences."""
 
-    layers: List[int]  # per request
+    layers: List[List[int]]  # the layers edited for each request
     param_names: List[str]
     edit_batch: Batch
     constraint_batch: Batch
@@ -81,7 +82,7 @@ def plan_edit(model, tok, requests: List[Dict[str, Any]], hparams: DINMHyperPara
         raise RequestError(f"cannot encode a DINM request: {exc}") from None
     pad = pad_token_id(tok)
     return EditPlan(
-        layers=[layers[0] if len(layers) == 1 else layers for layers in per_request],
+        layers=per_request,
         param_names=list(params),
         edit_batch=collate(edit_pairs, pad),
         constraint_batch=collate(constraint_pairs, pad),
@@ -180,15 +181,14 @@ def _edit_planned(model, plan: EditPlan, hparams, strategy, on_step):
         report = run_edit_loop(model, plan, hparams, strategy=strategy, on_step=on_step)
     except BaseException:
         # Never leave a half-edited model behind (OOM, Ctrl-C, ...).
-        with torch.no_grad():
-            for n, original in originals.items():
-                named[n].copy_(original)
+        restore_weights(model, model, originals, "DINM")
         raise
     finally:
         for n, p in named.items():
             p.requires_grad_(flags[n])
         model.train(was_training)
-    report.layers = plan.layers
+    # One layer per request reads as EasyEdit's `[3]`; several fixed layers stay a list each.
+    report.layers = [layers[0] if len(layers) == 1 else layers for layers in plan.layers]
     LOG.debug("DINM edited %s (layers %s) in %d steps", plan.param_names, plan.layers, len(report.losses))
     return originals, report
 

@@ -121,8 +121,7 @@ class CachedForward(FullForward):
     def __init__(self, model, hparams, plan, edit_batch: Batch, constraint_batch: Batch):
         super().__init__(model, edit_batch, constraint_batch)
         self.layers, _ = _layer_list(model, hparams.layer_module_tmp)
-        layer_ids = [l for ls in plan.layers for l in (ls if isinstance(ls, list) else [ls])]
-        self.start = min(layer_ids)
+        self.start = min(layer for layers in plan.layers for layer in layers)
         start_prefix = hparams.layer_module_tmp.format(self.start) + "."
         in_start = [n for n in plan.param_names if n.startswith(start_prefix)]
         if not in_start or len(self.layers) <= self.start:

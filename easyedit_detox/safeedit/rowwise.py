@@ -68,10 +68,8 @@ class RowwiseEdits:
         """Install the hooks for the duration of a generation."""
         by_module: Dict[str, List[int]] = {}
         for key, tensors in self.cases.items():
-            for name in tensors:
-                by_module.setdefault(_split(name)[0], [])
-                if key not in by_module[_split(name)[0]]:
-                    by_module[_split(name)[0]].append(key)
+            for module_name in {_split(name)[0] for name in tensors}:
+                by_module.setdefault(module_name, []).append(key)
         handles = []
         for module_name, keys in by_module.items():
             module = self.model.get_submodule(module_name)
