@@ -25,7 +25,7 @@ def worker(args) -> None:
     import torch
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-    from easyedit_detox.bridge.restore import restore_weights
+    from easyedit_detox.methods.restore import restore_weights
 
     torch.manual_seed(0)
     model, tok = build_model(SEVEN_B_SHAPE)

@@ -37,9 +37,9 @@ def make_hparams(args, lr=5e-4):
 
 
 def run(model, tok, hparams, args, out, cache, straightforward):
-    from easyedit_detox.safeedit.dataset import SafeEditDataset
-    from easyedit_detox.safeedit.generation import GenerationSettings
-    from easyedit_detox.safeedit.runner import Evaluation, EvaluationSettings, select_cases
+    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.evaluation.generation import GenerationSettings
+    from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings, select_cases
     from easyedit_detox.toy import sample_path
 
     data = SafeEditDataset(sample_path(), limit=args.cases)

@@ -34,9 +34,9 @@ def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-    from easyedit_detox.bridge.restore import restore_weights
-    from easyedit_detox.safeedit.generation import GenerationSettings, generate_responses
-    from easyedit_detox.safeedit.rowwise import RowwiseEdits
+    from easyedit_detox.methods.restore import restore_weights
+    from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
+    from easyedit_detox.evaluation.rowwise import RowwiseEdits
     from easyedit_detox.toy import train_tokenizer
 
     device = torch.device(args.device)

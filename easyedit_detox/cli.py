@@ -64,11 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _evaluate(args) -> int:
     from .bridge.loading import load_model_and_tokenizer
     from .dinm.hparams import DINMHyperParams
-    from .safeedit.compare import summary_markdown
-    from .safeedit.dataset import SafeEditDataset
-    from .safeedit.generation import GenerationSettings
-    from .safeedit.judges import get_judge
-    from .safeedit.runner import EvaluationSettings, evaluate
+    from .evaluation.compare import summary_markdown
+    from .evaluation.dataset import SafeEditDataset
+    from .evaluation.generation import GenerationSettings
+    from .evaluation.judges import get_judge
+    from .evaluation.runner import EvaluationSettings, evaluate
+
+    from .bridge.hparams import load_hparams
 
     hparams = load_hparams(args.hparams)
     dataset = SafeEditDataset(args.data, limit=args.limit)
@@ -86,45 +88,8 @@ def _evaluate(args) -> int:
     return 0
 
 
-def load_hparams(path: str):
-    """Load any EasyEdit hparams YAML: DINM with ours, other methods with easyeditor's classes."""
-    import os
-
-    import yaml
-
-    from .dinm.hparams import DINMHyperParams
-    from .errors import HyperParamsError
-
-    full = path if path.endswith((".yaml", ".yml")) else path + ".yaml"
-    if not os.path.isfile(full):
-        raise HyperParamsError(f"hparams file {full!r} does not exist; pass an EasyEdit hparams YAML "
-                               "such as hparams/DINM/llama-7b.yaml")
-    try:
-        with open(full, encoding="utf-8") as f:
-            alg = (yaml.safe_load(f) or {}).get("alg_name")
-    except (yaml.YAMLError, AttributeError) as exc:
-        raise HyperParamsError(f"hparams file {full!r} is not a YAML mapping: {str(exc).splitlines()[0]}") from None
-    if alg == "DINM":
-        return DINMHyperParams.from_hparams(full)
-    import easyeditor
-
-    names = {"ROME": "ROMEHyperParams", "MEMIT": "MEMITHyperParams", "FT": "FTHyperParams", "KN": "KNHyperParams",
-             "MEND": "MENDHyperParams", "SERAC": "SERACHparams", "IKE": "IKEHyperParams",
-             "FT-Api": "FTApiHyperParams", "LoRA": "LoRAHyperParams"}
-    classes = {alg_name: getattr(easyeditor, cls_name) for alg_name, cls_name in names.items()
-               if hasattr(easyeditor, cls_name)}
-    cls = classes.get(alg)
-    if cls is None:
-        raise HyperParamsError(f"hparams file {full!r}: no hyperparameter class for alg_name {alg!r}; "
-                               f"known: {sorted(classes)}")
-    try:
-        return cls.from_hparams(full)
-    except (TypeError, AssertionError, KeyError) as exc:
-        raise HyperParamsError(f"hparams file {full!r} does not load as {cls.__name__}: {exc}") from None
-
-
 def _compare(args) -> int:
-    from .safeedit.compare import compare_table
+    from .evaluation.compare import compare_table
 
     print(compare_table(args.dirs))
     return 0

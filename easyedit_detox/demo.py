@@ -14,13 +14,13 @@ import time
 from importlib import resources
 from typing import Callable, Optional
 
-from .bridge.restore import restore_weights
+from .methods.restore import restore_weights
 from .dinm import DINMHyperParams, apply_dinm_to_model
 from .dinm.locate import layer_distances
-from .safeedit.compare import summary_markdown
-from .safeedit.dataset import SafeEditDataset
-from .safeedit.generation import GenerationSettings, generate_responses
-from .safeedit.runner import EvaluationSettings, evaluate
+from .evaluation.compare import summary_markdown
+from .evaluation.dataset import SafeEditDataset
+from .evaluation.generation import GenerationSettings, generate_responses
+from .evaluation.runner import EvaluationSettings, evaluate
 from .toy import sample_path
 
 TOY_DESCRIPTION = ("the embedded toy model: a 4-layer, width-128 LLaMA (about 1M parameters) trained by "

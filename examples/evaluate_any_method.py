@@ -7,9 +7,9 @@ import argparse
 
 import easyedit_detox  # noqa: F401  (registers DINM)
 from easyedit_detox.bridge.loading import load_model_and_tokenizer
-from easyedit_detox.cli import load_hparams
-from easyedit_detox.safeedit import evaluate
-from easyedit_detox.safeedit.compare import summary_markdown
+from easyedit_detox.bridge.hparams import load_hparams
+from easyedit_detox.evaluation import evaluate
+from easyedit_detox.evaluation.compare import summary_markdown
 
 
 def main():

@@ -27,8 +27,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from easyedit_detox import toy
 from easyedit_detox.dinm import locate_toxic_layer
-from easyedit_detox.safeedit.generation import GenerationSettings, generate_responses
-from easyedit_detox.safeedit.judges import REFUSAL_PHRASES
+from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
+from easyedit_detox.evaluation.judges import REFUSAL_PHRASES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, "easyedit_detox", "demo_assets", "toy_model")

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from easyedit_detox.errors import UserError
-from easyedit_detox.safeedit.compare import compare_table, load_summary, summary_markdown
+from easyedit_detox.evaluation.compare import compare_table, load_summary, summary_markdown
 
 
 def side(ds, dg, fluency):

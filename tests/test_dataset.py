@@ -4,7 +4,7 @@ import json
 import pytest
 
 from easyedit_detox.errors import DataError, UserError
-from easyedit_detox.safeedit.dataset import (
+from easyedit_detox.evaluation.dataset import (
     METRIC_INPUTS,
     METRIC_KEYS,
     SafeEditCase,

@@ -11,8 +11,8 @@ from transformers import AutoModelForCausalLM
 
 from easyedit_detox import toy
 from easyedit_detox.errors import UserError
-from easyedit_detox.safeedit import generation as gen_module
-from easyedit_detox.safeedit.generation import (
+from easyedit_detox.evaluation import generation as gen_module
+from easyedit_detox.evaluation.generation import (
     Generation,
     GenerationSettings,
     context_window,

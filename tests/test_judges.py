@@ -5,7 +5,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config
 
 from easyedit_detox.errors import UserError
-from easyedit_detox.safeedit.judges import (
+from easyedit_detox.evaluation.judges import (
     JUDGES,
     REFUSAL_PHRASES,
     CallableJudge,

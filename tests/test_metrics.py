@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from easyedit_detox.safeedit import metrics
-from easyedit_detox.safeedit.metrics import (
+from easyedit_detox.evaluation import metrics
+from easyedit_detox.evaluation.metrics import (
     case_fluency,
     fluency,
     metric_score,

@@ -1,14 +1,27 @@
-"""DINM registered with easyeditor like a built-in method, and the policy next to EasyEdit's own DINM."""
+"""DINM registered with easyeditor like a built-in method, only when asked, and the policy next to EasyEdit's DINM."""
 
 import logging
+import os
 import subprocess
 import sys
+import types
 
 import pytest
 
 import easyedit_detox
 from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-from easyedit_detox.bridge.registration import register
+from easyedit_detox.bridge.registration import register_into
+from easyedit_detox.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code, **env):
+    """Run `code` in a fresh interpreter (PYTHONPATH as this one's) and return its stdout lines."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, **env}, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.split()
 
 
 def test_import_registers_dinm_in_the_dict_baseeditor_reads():
@@ -30,41 +43,77 @@ def test_registering_again_is_harmless():
     from easyeditor.util.alg_dict import ALG_DICT
 
     before = dict(ALG_DICT)
-    assert register(apply_dinm_to_model, ALG_DICT) == "kept"
+    assert easyedit_detox.register() in ("added", "replaced")  # the first registration's record is kept
     assert dict(ALG_DICT) == before
+
+
+def test_importing_a_submodule_neither_registers_nor_imports_easyeditor():
+    code = ("import sys\nimport easyedit_detox.evaluation.metrics\nfrom easyedit_detox.evaluation import compare\n"
+            "import easyedit_detox\n"  # already imported as the parent: not a fresh import
+            "print('easyeditor' in sys.modules, easyedit_detox.REGISTRATION)")
+    assert run_python(code) == ["False", "None"]
+
+
+def test_import_of_the_package_registers_and_register_can_be_called_later():
+    code = ("import easyedit_detox\nfrom easyeditor.util.alg_dict import ALG_DICT\n"
+            "print(easyedit_detox.REGISTRATION, ALG_DICT['DINM'] is easyedit_detox.apply_dinm_to_model)")
+    assert run_python(code)[1] == "True"
+    code = ("import easyedit_detox.evaluation.metrics, easyedit_detox\n"
+            "print(easyedit_detox.REGISTRATION)\n"
+            "print(easyedit_detox.register())\n"
+            "from easyeditor import DINMHyperParams\nprint(DINMHyperParams is easyedit_detox.DINMHyperParams)")
+    out = run_python(code)
+    assert out[0] == "None" and out[1] in ("added", "replaced") and out[2] == "True"
 
 
 def native_dinm(*args, **kwargs):
     """Stands in for EasyEdit-git's apply_dinm_to_model."""
 
 
-def test_existing_dinm_is_replaced_by_default_and_kept_reachable(caplog, monkeypatch):
+class NativeDINMHyperParams:
+    """Stands in for EasyEdit-git's DINMHyperParams."""
+
+
+def stand_in_easyeditor():
+    alg_dict = {"ROME": object(), "DINM": native_dinm}
+    module = types.SimpleNamespace(DINMHyperParams=NativeDINMHyperParams, apply_dinm_to_model=native_dinm,
+                                   __all__=["DINMHyperParams", "apply_dinm_to_model"])
+    return alg_dict, module
+
+
+def test_existing_dinm_is_replaced_by_default_and_the_warning_names_each_replacement(caplog, monkeypatch):
     monkeypatch.delenv("EASYEDIT_DETOX_DINM", raising=False)
-    stand_in = {"ROME": object(), "DINM": native_dinm}
+    alg_dict, module = stand_in_easyeditor()
     with caplog.at_level(logging.WARNING):
-        assert register(apply_dinm_to_model, stand_in) == "replaced"
-    assert stand_in["DINM"] is apply_dinm_to_model and stand_in["DINM-EasyEdit"] is native_dinm
-    assert stand_in["DINM-detox"] is apply_dinm_to_model
-    assert "already has a DINM method" in caplog.text and "DINM-EasyEdit" in caplog.text
+        result = register_into(alg_dict, module, apply_dinm_to_model, DINMHyperParams)
+    assert result == "replaced" and len(result.replaced) == 3
+    assert alg_dict["DINM"] is apply_dinm_to_model and alg_dict["DINM-EasyEdit"] is native_dinm
+    assert alg_dict["DINM-detox"] is apply_dinm_to_model
+    assert module.DINMHyperParams is DINMHyperParams and module.EasyEditDINMHyperParams is NativeDINMHyperParams
+    assert module.apply_dinm_to_model is apply_dinm_to_model and module.EasyEditapply_dinm_to_model is native_dinm
+    for needle in ("ALG_DICT['DINM'] (now ALG_DICT['DINM-EasyEdit'])", "easyeditor.DINMHyperParams",
+                   "easyeditor.apply_dinm_to_model", "EASYEDIT_DETOX_DINM=easyedit"):
+        assert needle in caplog.text
 
 
 @pytest.mark.parametrize("how", ["argument", "environment"])
-def test_existing_dinm_can_be_preferred(caplog, monkeypatch, how):
-    stand_in = {"DINM": native_dinm}
+def test_preferring_easyedit_leaves_easyeditor_untouched(caplog, monkeypatch, how):
+    alg_dict, module = stand_in_easyeditor()
+    before_dict, before_module = dict(alg_dict), dict(vars(module))
+    kwargs = {}
     if how == "environment":
         monkeypatch.setenv("EASYEDIT_DETOX_DINM", "easyedit")
-        kwargs = {}
     else:
         kwargs = {"prefer": "easyedit"}
     with caplog.at_level(logging.WARNING):
-        assert register(apply_dinm_to_model, stand_in, **kwargs) == "deferred"
-    assert stand_in["DINM"] is native_dinm and stand_in["DINM-detox"] is apply_dinm_to_model
-    assert "keeping it under 'DINM'" in caplog.text
+        assert register_into(alg_dict, module, apply_dinm_to_model, DINMHyperParams, **kwargs) == "untouched"
+    assert alg_dict == before_dict and vars(module) == before_module
+    assert caplog.text == ""
 
 
 def test_bad_preference_is_refused():
-    with pytest.raises(ValueError, match="use 'ours' or 'easyedit'"):
-        register(apply_dinm_to_model, {}, prefer="theirs")
+    with pytest.raises(UserError, match="use 'ours'"):
+        register_into({}, types.SimpleNamespace(), apply_dinm_to_model, DINMHyperParams, prefer="theirs")
 
 
 def test_missing_easyeditor_gives_install_instructions():

@@ -4,7 +4,7 @@ import copy
 
 import torch
 
-from easyedit_detox.safeedit.rowwise import RowwiseEdits, edited_modules
+from easyedit_detox.evaluation.rowwise import RowwiseEdits, edited_modules
 
 
 def test_rows_see_their_own_edit_and_others_the_vanilla_model(tiny_gpt2):

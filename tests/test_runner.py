@@ -8,10 +8,10 @@ import torch
 
 from easyedit_detox.dinm.hparams import DINMHyperParams
 from easyedit_detox.errors import UserError
-from easyedit_detox.safeedit.dataset import SafeEditDataset
-from easyedit_detox.safeedit.generation import GenerationSettings
-from easyedit_detox.safeedit.judges import REFUSAL_PHRASES
-from easyedit_detox.safeedit.runner import Evaluation, EvaluationSettings, evaluate, select_cases
+from easyedit_detox.evaluation.dataset import SafeEditDataset
+from easyedit_detox.evaluation.generation import GenerationSettings
+from easyedit_detox.evaluation.judges import REFUSAL_PHRASES
+from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings, evaluate, select_cases
 from easyedit_detox.toy import sample_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ import yaml
 
 from easyedit_detox import DINMHyperParams
 from easyedit_detox.bridge.safety_editor import SafetyEditor
-from easyedit_detox.safeedit.generation import GenerationSettings, generate_responses
+from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

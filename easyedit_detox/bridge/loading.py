@@ -11,7 +11,7 @@ import torch
 import transformers
 
 from ..errors import HyperParamsError, UserError
-from .devices import resolve_device
+from ..devices import resolve_device
 
 LOG = logging.getLogger(__name__)
 

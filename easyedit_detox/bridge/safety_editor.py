@@ -14,11 +14,11 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import UserError
-from ..safeedit.dataset import METRIC_KEYS
-from ..safeedit.generation import GenerationSettings, generate_responses
-from .easyeditor_import import ALG_DICT
+from ..evaluation.dataset import METRIC_KEYS
+from ..evaluation.generation import GenerationSettings, generate_responses
+from ..upstream import alg_dict
 from .loading import load_model_and_tokenizer
-from .restore import restore_weights
+from ..methods.restore import restore_weights
 
 from easyeditor import BaseEditor  # noqa: E402  (after the guarded import above)
 
@@ -58,6 +58,7 @@ class SafetyEditor(BaseEditor):
     def __init__(self, hparams, model=None, tok=None, dtype: Optional[str] = None):
         # BaseEditor.__init__ is not called: PyPI's hard-codes `model.to(f"cuda:{device}")` and
         # picks model classes from substrings of the name.
+        ALG_DICT = alg_dict()
         if hparams.alg_name not in ALG_DICT:
             raise UserError(f"method {hparams.alg_name!r} is not in easyeditor's ALG_DICT; available: {sorted(ALG_DICT)}")
         self.hparams = hparams

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..bridge.restore import restore_weights
 from ..errors import RequestError
+from ..upstream import returns_originals
+from ..weights import write_back
 from .encode import Batch, collate, encode_pair, pad_token_id
 from .forward import make_forward
 from .hparams import DINMHyperParams
@@ -165,28 +167,39 @@ def execute_dinm(model, tok, requests, hparams: DINMHyperParams, strategy: str =
     """Edit `model` in place; returns (original tensors by name, EditReport)."""
     requests = as_request_list(requests)
     hparams = coerce_hparams(hparams)
-    plan = plan_edit(model, tok, requests, hparams)
+    with eval_mode(model):
+        plan = plan_edit(model, tok, requests, hparams)
     return _edit_planned(model, plan, hparams, strategy, on_step)
+
+
+@contextmanager
+def eval_mode(model):
+    """The model in eval mode (dropout off) inside the block; each module's own mode restored after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def _edit_planned(model, plan: EditPlan, hparams, strategy, on_step):
     named = dict(model.named_parameters())
     originals = {n: named[n].detach().clone() for n in plan.param_names}
     flags = {n: p.requires_grad for n, p in named.items()}
-    was_training = model.training
     try:
-        model.eval()  # DINM.md: no dropout during the edit
-        for n, p in named.items():
-            p.requires_grad_(n in originals)
-        report = run_edit_loop(model, plan, hparams, strategy=strategy, on_step=on_step)
+        with eval_mode(model):  # DINM.md: no dropout during the edit
+            for n, p in named.items():
+                p.requires_grad_(n in originals)
+            report = run_edit_loop(model, plan, hparams, strategy=strategy, on_step=on_step)
     except BaseException:
         # Never leave a half-edited model behind (OOM, Ctrl-C, ...).
-        restore_weights(model, model, originals, "DINM")
+        write_back(model, originals)
         raise
     finally:
         for n, p in named.items():
             p.requires_grad_(flags[n])
-        model.train(was_training)
     # One layer per request reads as EasyEdit's `[3]`; several fixed layers stay a list each.
     report.layers = [layers[0] if len(layers) == 1 else layers for layers in plan.layers]
     LOG.debug("DINM edited %s (layers %s) in %d steps", plan.param_names, plan.layers, len(report.losses))
@@ -202,11 +215,12 @@ def apply_dinm_to_model(model, tok, requests, hparams: DINMHyperParams, copy: bo
     """
     requests = as_request_list(requests)
     hparams = coerce_hparams(hparams)
-    plan = plan_edit(model, tok, requests, hparams)
+    with eval_mode(model):  # the toxic layer is located with dropout off, as the edit runs
+        plan = plan_edit(model, tok, requests, hparams)
     if copy:
         model = deepcopy(model)
     originals, report = _edit_planned(model, plan, hparams, kwargs.get("strategy", "cached"), kwargs.get("on_step"))
     if isinstance(kwargs.get("report"), dict):
         kwargs["report"].update(report.as_dict())
-    weights_copy = originals if (return_orig_weights and keep_original_weight) else {}
+    weights_copy = originals if returns_originals(return_orig_weights, keep_original_weight) else {}
     return model, weights_copy

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
-import yaml
-
-from ..bridge.easyeditor_import import HyperParams
+from ..devices import parse_device
 from ..errors import HyperParamsError
+from ..files import read_yaml, yaml_path
+from ..upstream import hyperparams_base
 
 ALG_NAME = "DINM"
+# "DINM-detox" names this package's DINM even where EasyEdit's own DINM keeps the name "DINM".
+ALG_NAMES = (ALG_NAME, "DINM-detox")
 
 # Keys a YAML may leave out, with their defaults. Everything else is required, so a typo in a
 # key name is reported instead of silently falling back to a default.
@@ -21,7 +22,7 @@ FLOAT_KEYS = ("lr", "weight_decay", "kl_factor", "norm_constraint")
 
 
 @dataclass
-class DINMHyperParams(HyperParams):
+class DINMHyperParams(hyperparams_base()):
     """Settings of one DINM edit, loaded from an EasyEdit-style YAML with `from_hparams`."""
 
     # Model
@@ -58,20 +59,8 @@ class DINMHyperParams(HyperParams):
     @classmethod
     def from_hparams(cls, hparams_name_or_path: str) -> "DINMHyperParams":
         """Load and validate a DINM YAML (`.yaml` is added when missing), as EasyEdit's classes do."""
-        path = str(hparams_name_or_path)
-        if not path.endswith((".yaml", ".yml")):
-            path += ".yaml"
-        if not os.path.isfile(path):
-            raise HyperParamsError(f"hparams file {path!r} does not exist; pass the path of a DINM YAML "
-                                   f"such as hparams/DINM/llama-7b.yaml")
-        try:
-            with open(path, encoding="utf-8") as f:
-                config = yaml.safe_load(f)
-        except yaml.YAMLError as exc:
-            raise HyperParamsError(f"hparams file {path!r} is not valid YAML: {exc}".replace("\n", " ")) from None
-        if not isinstance(config, dict):
-            raise HyperParamsError(f"hparams file {path!r} must hold a mapping of keys to values, "
-                                   f"not {type(config).__name__}")
+        path = yaml_path(hparams_name_or_path)
+        config = read_yaml(path)
         return cls.from_dict(config, source=path)
 
     @classmethod
@@ -79,9 +68,9 @@ class DINMHyperParams(HyperParams):
         """Build from a plain dict with the YAML's keys, reporting missing and unknown keys."""
         config = dict(config)
         alg = config.get("alg_name")
-        if alg != ALG_NAME:
+        if alg not in ALG_NAMES:
             raise HyperParamsError(f"{source}: alg_name is {alg!r}, but DINMHyperParams loads only "
-                                   f"alg_name: {ALG_NAME}; use the hparams class of {alg!r} for that file")
+                                   f"alg_name: {' or '.join(ALG_NAMES)}; use the hparams class of {alg!r} for that file")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
@@ -121,8 +110,8 @@ def _is_number(value: Any) -> bool:
 
 def validate(h: DINMHyperParams) -> None:
     """Raise HyperParamsError naming the first key whose value DINM cannot use."""
-    if h.alg_name != ALG_NAME:
-        _fail("alg_name", h.alg_name, f"{ALG_NAME!r}")
+    if h.alg_name not in ALG_NAMES:
+        _fail("alg_name", h.alg_name, " or ".join(repr(a) for a in ALG_NAMES))
     if not _is_int(h.num_steps) or h.num_steps < 1:
         _fail("num_steps", h.num_steps, "an integer >= 1")
     if not _is_number(h.lr) or h.lr <= 0:
@@ -153,6 +142,4 @@ def validate(h: DINMHyperParams) -> None:
         _fail("model_parallel", h.model_parallel, "true or false")
     if not isinstance(h.constraint_grad, bool):
         _fail("constraint_grad", h.constraint_grad, "true or false")
-    from ..bridge.devices import parse_device  # local: devices imports nothing from dinm
-
     parse_device(h.device)

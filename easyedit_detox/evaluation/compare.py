@@ -14,7 +14,7 @@ import os
 from typing import Any, Dict, Iterable, List, Sequence, Union
 
 from easyedit_detox.errors import UserError
-from easyedit_detox.safeedit.metrics import SUMMARY_KEYS
+from easyedit_detox.evaluation.metrics import SUMMARY_KEYS
 
 SUMMARY_FILE = "summary.json"
 #: Metric columns of the comparison table, in order.

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..bridge.restore import restore_weights
+from ..methods.restore import restore_weights
 from ..errors import UserError
 from .cache import ResponseCache, default_cache_dir, model_fingerprint, weights_checksum
 from .dataset import METRIC_KEYS, SafeEditCase, SafeEditDataset
@@ -100,8 +100,9 @@ class Evaluation:
         self.judge: Judge = get_judge(judge)
         self.method = str(hparams.alg_name)
         if apply_fn is None:
-            from ..bridge.easyeditor_import import ALG_DICT
+            from ..upstream import alg_dict
 
+            ALG_DICT = alg_dict()
             if self.method not in ALG_DICT:
                 raise UserError(f"method {self.method!r} is not in easyeditor's ALG_DICT; available: {sorted(ALG_DICT)}")
             apply_fn = ALG_DICT[self.method]

@@ -7,7 +7,7 @@ from typing import Union
 
 import torch
 
-from ..errors import HyperParamsError
+from .errors import HyperParamsError
 
 _CUDA_N = re.compile(r"^cuda:(\d+)$")
 

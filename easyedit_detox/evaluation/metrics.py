@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from typing import Dict, Iterable, List, Mapping, Sequence, Union
 
-from easyedit_detox.safeedit.dataset import METRIC_KEYS
+from easyedit_detox.evaluation.dataset import METRIC_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _nltk_punkt_installed() -> bool:
         nltk.word_tokenize("Probe one. Probe two.")
     except LookupError:
         logger.warning("NLTK's punkt data is not installed: Fluency splits words with the %s "
-                       "(see easyedit_detox.safeedit.metrics), not nltk.word_tokenize", REGEX_FALLBACK)
+                       "(see easyedit_detox.evaluation.metrics), not nltk.word_tokenize", REGEX_FALLBACK)
         return False
     return True
 

@@ -1,0 +1,61 @@
+"""Files the package reads and writes: YAML mappings with clear errors, atomic writes, digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from typing import Union
+
+import yaml
+
+from .errors import HyperParamsError
+
+
+def yaml_path(path: Union[str, os.PathLike]) -> str:
+    """`path` with `.yaml` added when it has no YAML suffix, as EasyEdit's `from_hparams` does."""
+    path = os.fspath(path)
+    return path if path.endswith((".yaml", ".yml")) else path + ".yaml"
+
+
+def read_yaml(path: Union[str, os.PathLike]) -> dict:
+    """The mapping an hparams YAML holds; HyperParamsError naming the file otherwise."""
+    full = yaml_path(path)
+    if not os.path.isfile(full):
+        raise HyperParamsError(f"hparams file {full!r} does not exist; pass an EasyEdit hparams YAML "
+                               "such as hparams/DINM/llama-7b.yaml")
+    try:
+        with open(full, encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise HyperParamsError(f"hparams file {full!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(config, dict):
+        raise HyperParamsError(f"hparams file {full!r} must hold a mapping of keys to values, "
+                               f"not {type(config).__name__}")
+    return config
+
+
+def write_atomically(path: Union[str, os.PathLike], data: Union[str, bytes]) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half of one."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def file_digest(path: Union[str, os.PathLike], length: int = 16) -> str:
+    """The first `length` hex digits of a file's SHA-256."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
