@@ -1,30 +1,34 @@
-"""`SafetyEditor`: EasyEdit-git's safety editor interface, on CPU or GPU, for any ALG_DICT method.
+"""`SafetyEditor`: EasyEdit-git's safety editor interface, on CPU or GPU, for any EasyEdit method.
 
 A script written for EasyEdit's `SafetyEditor` works by changing its import:
 `metrics, edited_model, weights_copy = editor.edit(editing_method=..., prompts=...,
 prompts_with_systemPrompt=..., target_new=..., ground_truth=..., locality_inputs=...,
 locality_inputs_with_systemPrompt=..., general_prompt=..., general_prompt_with_systemPrompt=...,
 keep_original_weight=True)`; `metrics[i]["pre"|"post"]` maps DS and the four DG keys to responses.
+
+As in EasyEdit's: every "pre" comes from the vanilla model, computed for all prompts before the
+first edit. With `keep_original_weight=True` each edit is undone after its "post" (exactly, checked
+against the weights' digests, also when an error or Ctrl-C interrupts it); with False the edits
+accumulate, each starting from the model the previous ones left.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import UserError
 from ..evaluation.dataset import METRIC_KEYS
 from ..evaluation.generation import GenerationSettings, generate_responses
-from ..upstream import alg_dict
+from ..evaluation.runner import generation_defaults
+from ..methods.registry import resolve_method
+from ..methods.session import Editor
+from ..upstream import easyeditor
 from .loading import load_model_and_tokenizer
-from ..methods.restore import restore_weights
 
-from easyeditor import BaseEditor  # noqa: E402  (after the guarded import above)
+BaseEditor = easyeditor().BaseEditor
 
 LOG = logging.getLogger(__name__)
-
-CONSTRAINT = "general knowledge constraint"
 
 
 def _as_list(value, n: int, name: str) -> List[Any]:
@@ -51,19 +55,19 @@ class SafetyEditor(BaseEditor):
     """Edit with any EasyEdit method and generate the SafeEdit responses before and after each edit."""
 
     @classmethod
-    def from_hparams(cls, hparams, model=None, tok=None, dtype: Optional[str] = None) -> "SafetyEditor":
+    def from_hparams(cls, hparams, model=None, tok=None, dtype: Optional[str] = None,
+                     generation: Optional[GenerationSettings] = None) -> "SafetyEditor":
         """Build from hparams; loads the model by its `model_class`/`tokenizer_class` unless one is given."""
-        return cls(hparams, model=model, tok=tok, dtype=dtype)
+        return cls(hparams, model=model, tok=tok, dtype=dtype, generation=generation)
 
-    def __init__(self, hparams, model=None, tok=None, dtype: Optional[str] = None):
+    def __init__(self, hparams, model=None, tok=None, dtype: Optional[str] = None,
+                 generation: Optional[GenerationSettings] = None, prefer: Optional[str] = None):
         # BaseEditor.__init__ is not called: PyPI's hard-codes `model.to(f"cuda:{device}")` and
         # picks model classes from substrings of the name.
-        ALG_DICT = alg_dict()
-        if hparams.alg_name not in ALG_DICT:
-            raise UserError(f"method {hparams.alg_name!r} is not in easyeditor's ALG_DICT; available: {sorted(ALG_DICT)}")
         self.hparams = hparams
         self.alg_name = hparams.alg_name
-        self.apply_algo = ALG_DICT[hparams.alg_name]
+        self.method = resolve_method(str(hparams.alg_name), prefer)
+        self.apply_algo = self.method.apply_fn
         if model is None and isinstance(hparams.model_name, tuple):
             model, tok = hparams.model_name
         if model is None:
@@ -72,9 +76,18 @@ class SafetyEditor(BaseEditor):
             raise UserError("SafetyEditor got a model without its tokenizer; pass tok=... as well")
         self.model, self.tok = model, tok
         self.model_name = hparams.model_name if isinstance(hparams.model_name, str) else type(model).__name__
-        self.generation = GenerationSettings(max_length=hparams.max_length,
-                                             max_output_length=hparams.max_output_length,
-                                             batch_size=8)
+        if generation is None:
+            length, output = generation_defaults(hparams)
+            generation = GenerationSettings(length, output, batch_size=8)
+        self.generation = generation
+        self._editor: Optional[Editor] = None
+
+    @property
+    def editor(self) -> Editor:
+        """The method runner, created on first use (it digests the vanilla weights once)."""
+        if self._editor is None:
+            self._editor = Editor(self.model, self.tok, self.hparams, method=self.method)
+        return self._editor
 
     def _responses(self, model, inputs: Sequence[str]) -> Dict[str, str]:
         gens = generate_responses(model, self.tok, list(inputs), self.generation)
@@ -87,6 +100,9 @@ class SafetyEditor(BaseEditor):
              general_prompt_with_systemPrompt: Optional[List[List[str]]] = None,
              keep_original_weight: bool = False, verbose: bool = True, **kwargs):
         """Edit each prompt and return (all_metrics, edited_model, weights_copy), as EasyEdit's SafetyEditor."""
+        if editing_method != self.alg_name:
+            raise UserError(f"editing_method {editing_method!r} differs from the hparams' alg_name {self.alg_name!r}; "
+                            "load the hparams of the method you want to run")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         n = len(prompts)
         with_system = _as_list(prompts_with_systemPrompt, n, "prompts_with_systemPrompt")
@@ -96,29 +112,36 @@ class SafetyEditor(BaseEditor):
         general_sys = _as_list(general_prompt_with_systemPrompt, n, "general_prompt_with_systemPrompt")
         case_ids = _as_list(kwargs.get("case_id"), n, "case_id") if kwargs.get("case_id") is not None else list(range(n))
         # DINM edits and is evaluated on the inputs carrying the suffix system prompt (as in EasyEdit).
-        use_system = editing_method == "DINM"
-        all_metrics, edited_model, weights_copy = [], self.model, {}
+        use_system = self.method.uses_suffix
+        requests, post_inputs = [], []
         for i in range(n):
-            pre_inputs = [prompts[i]] + list(general[i] or [])
-            post_inputs = ([with_system[i]] + list(general_sys[i] or [])) if use_system else pre_inputs
-            request = {"prompt": with_system[i] if use_system else prompts[i], "target_new": targets[i],
-                       "ground_truth": truths[i], "portability": {},
-                       "locality": _locality_for(locality_inputs_with_systemPrompt if use_system else locality_inputs, i, n)}
-            pre = self._responses(self.model, pre_inputs)
-            report: Dict[str, Any] = {}
-            start = time.perf_counter()
-            edited_model, weights_copy = self.apply_algo(
-                self.model, self.tok, [request], self.hparams, copy=False, return_orig_weights=True,
-                keep_original_weight=keep_original_weight, report=report)
-            seconds = time.perf_counter() - start
-            post = self._responses(edited_model, post_inputs)
+            post_inputs.append(([with_system[i]] + list(general_sys[i] or [])) if use_system
+                               else [prompts[i]] + list(general[i] or []))
+            requests.append({"prompt": with_system[i] if use_system else prompts[i], "target_new": targets[i],
+                             "ground_truth": truths[i], "portability": {},
+                             "locality": _locality_for(locality_inputs_with_systemPrompt if use_system
+                                                       else locality_inputs, i, n)})
+        # Every "pre" from the vanilla model first, as EasyEdit's SafetyEditor does.
+        pre = [self._responses(self.model, [prompts[i]] + list(general[i] or [])) for i in range(n)]
+        all_metrics, weights_copy = [], {}
+        for i in range(n):
             if keep_original_weight:
-                restore_weights(self.model, edited_model, weights_copy, self.alg_name)
-            metrics = {"case_id": case_ids[i], "requested_rewrite": request, "time": seconds, "pre": pre, "post": post}
-            if report:
-                metrics["edit"] = {k: report[k] for k in ("layers", "losses", "stopped_early") if k in report}
+                with self.editor.edited(requests[i]) as edit:
+                    model = edit.model if hasattr(edit.model, "generate") else self.model
+                    post = self._responses(model, post_inputs[i])
+                    weights_copy = edit.originals
+                    info = edit.info
+            else:
+                edit = self.editor.keep(requests[i])
+                post = self._responses(self.model, post_inputs[i])
+                weights_copy, info = {}, edit.info
+            metrics = {"case_id": case_ids[i], "requested_rewrite": requests[i], "time": info.get("seconds"),
+                       "pre": pre[i], "post": post}
+            edit_info = {k: info[k] for k in ("layers", "losses", "stopped_early") if k in info}
+            if edit_info:
+                metrics["edit"] = edit_info
             all_metrics.append(metrics)
             if verbose:
-                LOG.info("case %s: edited in %.2fs; DS response before %r / after %r", case_ids[i], seconds,
-                         pre.get("DS", "")[:60], post.get("DS", "")[:60])
-        return all_metrics, edited_model, weights_copy
+                LOG.info("case %s: edited in %.2fs; DS response before %r / after %r", case_ids[i], info.get("seconds", 0),
+                         pre[i].get("DS", "")[:60], post.get("DS", "")[:60])
+        return all_metrics, self.model, weights_copy

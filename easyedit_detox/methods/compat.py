@@ -1,0 +1,42 @@
+"""Making an easyeditor method run with today's libraries without changing what it computes, scoped to one call.
+
+PyPI's easyeditor 0.0.1.dev0 builds its LoRA as `AdaLoraConfig(r=..., lora_alpha=..., ...)` without
+`total_step`, which peft >= 0.14 refuses ("AdaLoRA does not work when total_step is None");
+EasyEdit from git does the same for `lora_type: adalora`. `total_step` only schedules AdaLoRA's rank
+budget, which `update_and_allocate` applies and EasyEdit's training loop never calls, so supplying
+the number of optimizer steps that loop takes (num_steps x batches) changes nothing it computes:
+the adapters, their initialisation and the orthogonal regularisation in the loss stay AdaLoRA's.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+
+def _needs_total_step(config_cls) -> bool:
+    try:
+        source = inspect.getsource(config_cls.__post_init__)
+    except (OSError, TypeError, AttributeError):
+        return False
+    return "total_step" in source
+
+
+@contextmanager
+def method_compat(method_name: str, hparams, n_requests: int) -> Iterator[None]:
+    """Within the block, the installed easyeditor's `method_name` runs with the installed peft (see module docstring)."""
+    module = sys.modules.get("easyeditor.models.lora.lora_main") if method_name == "LoRA" else None
+    original = getattr(module, "AdaLoraConfig", None) if module is not None else None
+    if original is None or isinstance(original, functools.partial) or not _needs_total_step(original):
+        yield
+        return
+    batches = math.ceil(n_requests / max(1, int(getattr(hparams, "batch_size", 1) or 1)))
+    module.AdaLoraConfig = functools.partial(original, total_step=max(1, int(hparams.num_steps) * batches))
+    try:
+        yield
+    finally:
+        module.AdaLoraConfig = original

@@ -1,0 +1,290 @@
+"""Editing a caller's model with any EasyEdit method, and leaving it exactly as it was afterwards.
+
+`Editor.edited(request)` applies one edit inside a `with` block and undoes it when the block ends,
+whatever ends it (an exception, Ctrl-C): the method's own undo where it has one (peft adapters,
+GRACE/WISE callables), every structural trace put back (`ModelState`), the values of every
+parameter the edit wrote copied back, and a check that each such parameter again has the digest
+it had before the first edit. The evaluation does not trust the originals a method hands back
+(PyPI's FT returns them only with `keep_original_weight=True`): for methods whose edited tensors
+follow from their hparams (FT, MEND, EasyEdit's DINM) it copies them itself first; this package's
+DINM returns its originals (tested against the digests like everything else).
+
+`Editor.keep(request)` applies an edit and keeps it (sequential edits, `apply`): adapters are merged
+into the weights, the other traces removed, and the originals of every parameter ever written kept
+so that `restore_all()` gives the caller the vanilla model back.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional
+
+import torch
+
+from ..weights import changed_since, copy_parameters, digests, stamps, write_back
+from .compat import method_compat
+from .device_scope import hparams_on_device, model_device, on_device
+from .registry import Method, adapt_request, resolve_method
+from .state import ModelState
+
+LOG = logging.getLogger(__name__)
+
+# What the SafeEdit evaluation reads from a method's `report` keyword (this package's DINM fills it).
+REPORT_KEYS = ("layers", "losses", "stopped_early")
+
+
+class EditNotUndone(RuntimeError):
+    """An edit could not be undone exactly; the message names the parameters that differ."""
+
+
+@dataclass
+class Edit:
+    """One applied edit: the model to generate with and what changed in the caller's model."""
+
+    model: Any  # the caller's model, or a wrapper around it (a PeftModel, GRACE's editor ...)
+    written: List[str]  # the caller's parameters whose values the edit changed
+    in_place: bool  # the caller's own modules compute the edited function (no wrapper, no new modules)
+    info: Dict[str, Any] = field(default_factory=dict)
+    originals: Dict[str, torch.Tensor] = field(default_factory=dict)  # the written parameters' values before
+
+    def edited_tensors(self, model) -> Dict[str, torch.Tensor]:
+        """Clones of the written parameters' edited values."""
+        return copy_parameters(model, self.written)
+
+
+class Editor:
+    """Runs one EasyEdit method on one model, one request at a time."""
+
+    def __init__(self, model, tok, hparams, method: Optional[Method] = None, prefer: Optional[str] = None,
+                 vanilla_digests: Optional[Dict[str, str]] = None):
+        self.model, self.tok, self.hparams = model, tok, hparams
+        self.method = method or resolve_method(str(hparams.alg_name), prefer)
+        self.device = model_device(model)
+        self.call_hparams = hparams_on_device(hparams, self.device)
+        self.vanilla = vanilla_digests if vanilla_digests is not None else digests(model)
+        self._kept: Dict[str, torch.Tensor] = {}  # originals of everything `keep` has written
+        self._native_layers: Optional[List[int]] = None
+        self._warned_full_copy = False
+
+    # -- one edit, undone --------------------------------------------------------------------
+    @contextmanager
+    def edited(self, request: Dict[str, Any]) -> Iterator[Edit]:
+        """The model edited with `request` inside the block; the model as it was after it, on every exit."""
+        state = ModelState.capture(self.model, self.tok)
+        before = stamps(self.model)
+        copies = self._copies_before(request)
+        outcome = None
+        try:
+            outcome = self._apply(request)
+            yield self._describe(outcome, before, copies)
+        finally:
+            self._undo(outcome, state, before, copies)
+
+    # -- edits kept ----------------------------------------------------------------------------
+    def keep(self, request: Dict[str, Any]) -> Edit:
+        """Apply `request` and keep the edit in the model (adapters merged); `restore_all` undoes every kept edit."""
+        state = ModelState.capture(self.model, self.tok)
+        before = stamps(self.model)
+        copies = self._copies_before(request)
+        outcome = None
+        try:
+            outcome = self._apply(request)
+            edited_model = outcome[0]
+            adapted = _adapted_base_parameters(self.model)
+            for name, param in adapted.items():  # peft merges into these through `.data`, unseen by version counters
+                copies.setdefault(name, param.detach().clone())
+            if hasattr(edited_model, "merge_and_unload") and edited_model is not self.model:
+                edited_model.merge_and_unload()
+            state.restore()
+            written, added, removed = changed_since(self.model, before)
+            written = sorted(set(written) | set(adapted))
+            if added or removed:
+                raise EditNotUndone(f"method {self.method.name!r} changed the model's structure ({(added + removed)[:4]}) "
+                                    "in a way that cannot be kept as plain weights")
+            originals = self._originals(written, copies, outcome[1])
+            for name in written:
+                self._kept.setdefault(name, originals[name])
+            return Edit(self.model, written, True, outcome[2], originals)
+        except BaseException:
+            self._undo(outcome, state, before, copies)
+            raise
+
+    def adopt(self, originals: Dict[str, torch.Tensor]) -> None:
+        """Take `originals` as the pre-edit values of tensors whose edits are already in the model (a resumed run)."""
+        for name, tensor in originals.items():
+            self._kept.setdefault(name, tensor)
+
+    def restore_all(self) -> None:
+        """Undo every kept edit (and check the digests)."""
+        write_back(self.model, self._kept)
+        self._verify(list(self._kept))
+        self._kept.clear()
+
+    @property
+    def kept_originals(self) -> Dict[str, torch.Tensor]:
+        """The original values of every parameter the kept edits changed."""
+        return dict(self._kept)
+
+    # -- the pieces ----------------------------------------------------------------------------
+    def _apply(self, request: Dict[str, Any]):
+        """Run the method on the model's device; returns (edited model, weights_copy, info)."""
+        hparams = self.call_hparams
+        if self.method.native_dinm and not list(getattr(hparams, "layers", []) or []):
+            hparams = self._with_native_layers(hparams, request)
+        report: Dict[str, Any] = {}
+        kwargs = {"report": report} if self.method.ours else {}
+        started = time.perf_counter()
+        chatter = io.StringIO()  # easyeditor print()s every step; keep stdout for results and progress bars
+        try:
+            with on_device(self.device), method_compat(self.method.name, hparams, 1), redirect_stdout(chatter):
+                apply_fn = _fresh_apply_fn(self.method.apply_fn, self.model, self.tok, hparams)
+                edited_model, weights_copy = apply_fn(self.model, self.tok, [adapt_request(self.method.name, request)],
+                                                      hparams, copy=False, return_orig_weights=True,
+                                                      keep_original_weight=True, **kwargs)
+        finally:
+            if chatter.getvalue():
+                LOG.debug("%s printed:\n%s", self.method.name, chatter.getvalue()[-4000:])
+        info = {"seconds": round(time.perf_counter() - started, 4)}
+        info.update({k: report[k] for k in REPORT_KEYS if k in report})
+        if self.method.native_dinm:
+            info["layers"] = list(hparams.layers)
+        return edited_model, weights_copy, info
+
+    def _with_native_layers(self, hparams, request):
+        """EasyEdit's DINM edits `hparams.layers`; its SafetyEditor locates them for the first request and reuses them."""
+        import copy
+
+        if self._native_layers is None:
+            from ..bridge.native import locate_like_easyedit
+
+            self._native_layers = locate_like_easyedit(self.model, self.tok, request, self.device)
+        clone = copy.copy(hparams)
+        clone.layers = list(self._native_layers)
+        return clone
+
+    def _describe(self, outcome, before, copies) -> Edit:
+        edited_model, weights_copy, info = outcome
+        written, added, removed = changed_since(self.model, before)
+        in_place = edited_model is self.model and not added and not removed
+        originals = {n: copies[n] for n in written if n in copies}
+        if isinstance(weights_copy, dict):
+            originals.update({n: weights_copy[n] for n in written if n not in originals and n in weights_copy})
+        return Edit(edited_model, written, in_place, info, originals)
+
+    def _copies_before(self, request) -> Dict[str, torch.Tensor]:
+        """Our own copies of the parameters this method is known to write, taken before it runs."""
+        names = _predicted_writes(self.method, self.hparams, self.model, self._native_layers)
+        if names is None:
+            if not self._warned_full_copy:
+                LOG.warning("method %r: which parameters it writes is not known, so every parameter is copied to "
+                            "the CPU before each edit to be able to undo it (slow for large models)", self.method.name)
+                self._warned_full_copy = True
+            params = dict(self.model.named_parameters())
+            return {n: p.detach().to("cpu", copy=True) for n, p in params.items()}
+        return copy_parameters(self.model, names)
+
+    def _originals(self, written: List[str], copies: Dict[str, torch.Tensor], weights_copy) -> Dict[str, torch.Tensor]:
+        found = {}
+        for name in written:
+            if name in copies:
+                found[name] = copies[name]
+            elif isinstance(weights_copy, dict) and name in weights_copy:
+                found[name] = weights_copy[name]
+        missing = [n for n in written if n not in found]
+        if missing:
+            raise EditNotUndone(f"method {self.method.name!r} changed {missing[:4]} without a way to restore them "
+                                "(it returned no originals for them)")
+        return found
+
+    def _undo(self, outcome, state: ModelState, before, copies) -> None:
+        weights_copy = outcome[1] if outcome else None
+        problems = []
+        if callable(weights_copy):  # GRACE, WISE, KN: the method's own undo
+            try:
+                with torch.no_grad():
+                    weights_copy()
+            except Exception as exc:  # keep undoing the rest; reported below
+                problems.append(f"its own undo failed ({type(exc).__name__}: {exc})")
+        state.restore()
+        written, added, removed = changed_since(self.model, before)
+        if added or removed:
+            problems.append(f"parameters appeared or vanished: {(added + removed)[:4]}")
+        originals = {n: t for n, t in copies.items() if n in written}
+        if isinstance(weights_copy, dict):
+            originals.update({n: t for n, t in weights_copy.items() if n in written and n not in originals})
+        write_back(self.model, originals)
+        missing = [n for n in written if n not in originals]
+        if missing:
+            problems.append(f"it changed {missing[:4]} without a way to restore them")
+        if problems:
+            raise EditNotUndone(f"method {self.method.name!r} did not leave the model as it was: "
+                                f"{'; '.join(problems)}")
+        self._verify(written + [n for n in copies if n not in written])
+
+    def verify_all(self) -> None:
+        """Raise EditNotUndone unless every parameter has its vanilla digest (also catches writes through `.data`)."""
+        self._verify(list(self.vanilla))
+
+    def _verify(self, names: List[str]) -> None:
+        """Raise EditNotUndone unless each named parameter has its vanilla digest again."""
+        now = digests(self.model, names)
+        wrong = [n for n, d in now.items() if self.vanilla.get(n) not in (None, d)]
+        if wrong:
+            raise EditNotUndone(f"method {self.method.name!r}: after the edit was undone, {wrong[:4]} still differ from "
+                                "the model before the edit; the evaluation stops so later cases are not contaminated")
+
+
+def _fresh_apply_fn(fn, model, tok, hparams):
+    """`fn`, except that a stateful executor's bound method gets a fresh executor, set up for `model`.
+
+    MEND's (and SERAC's) executors in ALG_DICT are singletons that keep the first model they saw,
+    hook it, and (PyPI's) leave the hypernetwork in training mode, so that each edit would first
+    update its trained normalisation statistics with its own activations. A fresh executor per edit
+    keeps edits independent of each other (its hooks go with the edit's other traces); eval mode is
+    what EasyEdit from git sets.
+    """
+    owner = getattr(fn, "__self__", None)
+    if owner is None or not hasattr(owner, "is_init"):
+        return fn
+    executor = type(owner)()
+    if hasattr(executor, "init_model"):
+        executor.init_model(model, tok, hparams)
+        alg = getattr(executor, "alg", None)
+        if alg is not None:
+            alg.eval()
+    return getattr(executor, fn.__name__)
+
+
+def _predicted_writes(method: Method, hparams, model, native_layers) -> Optional[List[str]]:
+    """Names of the parameters `method` will write, from its hparams; None when unknown."""
+    name = method.name
+    if method.ours or name in ("LoRA", "GRACE", "WISE", "MELO", "DEFER"):
+        return []  # ours returns its originals; adapters and wrappers leave the base weights alone
+    params = [n for n, _ in model.named_parameters()]
+    if name == "FT" or method.native_dinm:
+        layers = list(getattr(hparams, "layers", []) or []) or list(native_layers or [])
+        templates = [hparams.rewrite_module_tmp.format(layer) for layer in layers]
+        if not templates and method.native_dinm:
+            return None
+        return [n for n in params if any(t in n for t in templates)]  # easyeditor's own `in` matching
+    if name == "MEND":
+        return [n for n in params if n in set(hparams.inner_params)]
+    return None
+
+
+def _adapted_base_parameters(model) -> Dict[str, torch.nn.Parameter]:
+    """The base weights under peft adapter layers, by the names they have in the unwrapped model."""
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        return {}
+    found = {}
+    for module_name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer):
+            for param_name, param in module.get_base_layer().named_parameters(recurse=False):
+                found[f"{module_name}.{param_name}"] = param
+    return found
