@@ -1,11 +1,14 @@
-"""The SafeEdit evaluation: data, generation, judges, metrics, the runner and its results folder."""
+"""The evaluation: SafeEdit data, generation, judges, metrics, probes, the runner, results and compare.
 
-from .dataset import METRIC_KEYS, SafeEditCase, SafeEditDataset
-from .generation import Generation, GenerationSettings, generate_responses
-from .judges import REFUSAL_PHRASES, get_judge
-from .metrics import fluency, metric_score, summarize
-from .runner import Evaluation, EvaluationSettings, evaluate, summarize_cases
+Nothing is imported here, so that light commands (`compare`) do not load torch; import the
+modules themselves, e.g. `from easyedit_detox.evaluation.runner import evaluate`.
+"""
 
-__all__ = ["METRIC_KEYS", "SafeEditCase", "SafeEditDataset", "Generation", "GenerationSettings",
-           "generate_responses", "REFUSAL_PHRASES", "get_judge", "fluency", "metric_score", "summarize",
-           "Evaluation", "EvaluationSettings", "evaluate", "summarize_cases"]
+
+def __getattr__(name):
+    # `from easyedit_detox.evaluation import evaluate` keeps working without importing the runner eagerly.
+    if name == "evaluate":
+        from .runner import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'easyedit_detox.evaluation' has no attribute {name!r}")

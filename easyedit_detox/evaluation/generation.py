@@ -18,13 +18,15 @@ from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import torch
 from tqdm.auto import tqdm
-from transformers import GenerationConfig, GenerationMixin
+from transformers import GenerationConfig, GenerationMixin, StoppingCriteria, StoppingCriteriaList
 
 from easyedit_detox.errors import UserError
+from easyedit_detox.evaluation.prompts import Generation, GenerationSettings, Prompt, _is_positive_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Generation", "GenerationSettings", "context_window", "generate_responses"]
+__all__ = ["Generation", "GenerationSettings", "Prompt", "context_window", "generate", "generate_responses",
+           "prompts_for"]
 
 # Config attributes that hold a model's maximum number of positions, in the order they are tried.
 _CONTEXT_ATTRIBUTES = (
@@ -42,47 +44,6 @@ _GENERATE_TAKES_USE_MODEL_DEFAULTS = (
 
 # (context window, max_output_length) pairs already warned about, so a long run warns once.
 _warned_short_context: Set[Tuple[int, int]] = set()
-
-
-def _is_positive_int(value) -> bool:
-    # bool is an int subclass; `max_length: true` in a YAML file is a mistake, not 1.
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-@dataclass
-class GenerationSettings:
-    """How many tokens a model may read and write per response, and how many sequences per batch."""
-
-    max_length: int
-    max_output_length: int
-    batch_size: int = 8
-
-    def __post_init__(self):
-        for name in ("max_length", "max_output_length", "batch_size"):
-            value = getattr(self, name)
-            if not _is_positive_int(value):
-                raise UserError(f"Generation setting {name} must be a positive integer, got {value!r}.")
-        if self.max_output_length >= self.max_length:
-            raise UserError(
-                f"Generation setting max_output_length ({self.max_output_length}) must be smaller than "
-                f"max_length ({self.max_length}): max_length counts the input and the response together. "
-                "Raise max_length or lower max_output_length."
-            )
-
-    @property
-    def max_input_length(self) -> int:
-        """Input tokens kept before the context-window check: max_length - max_output_length."""
-        return self.max_length - self.max_output_length
-
-
-@dataclass
-class Generation:
-    """One response: its text, the input and new token counts, and whether the input was cut."""
-
-    text: str
-    input_tokens: int
-    new_tokens: int
-    truncated: bool
 
 
 def context_window(model) -> Optional[int]:
@@ -108,22 +69,20 @@ def context_window(model) -> Optional[int]:
     return None
 
 
-def _budget(model, settings: GenerationSettings) -> Tuple[int, int]:
-    """(input token limit, max_new_tokens) for `model` under `settings`, fitted to its context window."""
-    max_input = settings.max_input_length
-    max_new = settings.max_output_length
+def _budget(model, max_input: int, max_new: int) -> Tuple[int, int]:
+    """(input token limit, max_new_tokens) fitted to the model's context window."""
     window = context_window(model)
     if window is None:
         return max_input, max_new
     if max_new > window - 1:
         # Not even the response fits: keep one position for the input and shorten the response.
-        key = (window, settings.max_output_length)
+        key = (window, max_new)
         if key not in _warned_short_context:
             _warned_short_context.add(key)
             logger.warning(
-                "The model's context window (%d positions) cannot hold max_output_length=%d new tokens; "
+                "The model's context window (%d positions) cannot hold %d new tokens; "
                 "generating at most %d new tokens per response instead.",
-                window, settings.max_output_length, window - 1,
+                window, max_new, window - 1,
             )
         max_new = window - 1
     return max(1, min(max_input, window - max_new)), max_new
@@ -149,10 +108,11 @@ def _eos_ids(model, tokenizer) -> List[int]:
     return ids
 
 
-def _encode(tokenizer, texts: Sequence[str], max_input: int) -> Tuple[List[List[int]], List[bool]]:
+def _encode(tokenizer, texts: Sequence[str], max_input: int,
+            add_special_tokens: bool = True) -> Tuple[List[List[int]], List[bool]]:
     """Token ids of each text, cut from the left to `max_input` tokens, and whether each was cut."""
     # verbose=False: measuring a long prompt against a small model_max_length is expected here.
-    full = tokenizer(list(texts), verbose=False)["input_ids"]
+    full = tokenizer(list(texts), verbose=False, add_special_tokens=add_special_tokens)["input_ids"]
     long_rows = [i for i, ids in enumerate(full) if len(ids) > max_input]
     if not long_rows:
         return [list(ids) for ids in full], [False] * len(full)
@@ -161,7 +121,8 @@ def _encode(tokenizer, texts: Sequence[str], max_input: int) -> Tuple[List[List[
         # The tokenizer's own truncation keeps the special tokens (a LLaMA BOS) and drops text
         # tokens; left, because harmful questions stand at the end of attack prompts.
         tokenizer.truncation_side = "left"
-        cut = tokenizer([texts[i] for i in long_rows], truncation=True, max_length=max_input)["input_ids"]
+        cut = tokenizer([texts[i] for i in long_rows], truncation=True, max_length=max_input,
+                        add_special_tokens=add_special_tokens)["input_ids"]
     finally:
         tokenizer.truncation_side = saved_side
     ids = [list(x) for x in full]
@@ -190,17 +151,34 @@ def _batches(order: Sequence[int], size: int) -> Iterable[List[int]]:
         yield list(order[start:start + size])
 
 
-def generate_responses(model, tokenizer, texts: List[str], settings: GenerationSettings,
-                       progress: bool = False,
-                       before_batch: Optional[Callable[[List[int]], None]] = None) -> List[Generation]:
-    """Greedy responses of `model` to `texts`, in input order, following SAFEEDIT.md's recipe.
+def prompts_for(texts: Sequence[str], settings: GenerationSettings) -> List[Prompt]:
+    """SafeEdit's prompts for `texts`: max_output_length new tokens, inputs cut to max_length - max_output_length."""
+    return [Prompt(t, settings.max_output_length, settings.max_input_length) for t in texts]
 
-    `before_batch`, when given, is called with the indices (into `texts`) of each batch's rows, in
-    row order, before that batch generates (per-row edits use it to know whose row is whose).
+
+class _RowBudgets(StoppingCriteria):
+    """Stops each row of a batch once it has its own number of new tokens."""
+
+    def __init__(self, start: int, budgets: torch.Tensor):
+        self.start, self.budgets = start, budgets
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        return (input_ids.shape[1] - self.start) >= self.budgets.to(input_ids.device)
+
+
+def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, progress: bool = False,
+             before_batch: Optional[Callable[[List[int]], None]] = None) -> List[Generation]:
+    """Greedy responses of `model` to `prompts`, in input order, following SAFEEDIT.md's recipe.
+
+    Prompts with different budgets may share a batch: each row stops at its own budget, so a
+    row's response is the one it would get alone. `before_batch`, when given, is called with the
+    indices (into `prompts`) of each batch's rows, in row order, before that batch generates
+    (per-row edits use it to know whose row is whose).
     """
-    if not texts:
+    if not prompts:
         return []
-    max_input, max_new = _budget(model, settings)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"Generation setting batch_size must be a positive integer, got {batch_size!r}.")
     eos_ids = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
@@ -208,40 +186,51 @@ def generate_responses(model, tokenizer, texts: List[str], settings: GenerationS
         pad_id = eos_ids[0] if eos_ids else 0
     device = model.get_input_embeddings().weight.device
 
-    generation_config = GenerationConfig(
-        do_sample=False,
-        num_beams=1,
-        max_new_tokens=max_new,
-        pad_token_id=pad_id,
-        eos_token_id=eos_ids or None,
-    )
+    budgets = [_budget(model, p.max_input_tokens, p.max_new_tokens) for p in prompts]
+    ids: List[List[int]] = [[] for _ in prompts]
+    truncated = [False] * len(prompts)
+    groups: dict = {}
+    for i, (p, (max_input, _)) in enumerate(zip(prompts, budgets)):
+        groups.setdefault((max_input, p.add_special_tokens), []).append(i)
+    for (max_input, special), rows in groups.items():
+        encoded, cut = _encode(tokenizer, [prompts[i].text for i in rows], max_input, special)
+        for i, row_ids, was_cut in zip(rows, encoded, cut):
+            ids[i], truncated[i] = row_ids, was_cut
+
     extra = {}
     # From transformers 4.50 on, generate() fills every default-valued field of a passed config
     # from the checkpoint's generation_config (do_sample=True, temperature, top_p ...) unless told
     # not to. Asked of transformers, not of `model.generate`, which wrappers (peft) hide behind **kwargs.
     if _GENERATE_TAKES_USE_MODEL_DEFAULTS:
         extra["use_model_defaults"] = False
-
-    ids, truncated = _encode(tokenizer, texts, max_input)
-    # Sorting by length puts sequences of similar length together, so batches carry little padding.
-    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-    results: List[Optional[Generation]] = [None] * len(texts)
-    batches = list(_batches(order, settings.batch_size))
+    # Similar budgets, then similar lengths, share batches: little padding, little generation past a row's end.
+    order = sorted(range(len(prompts)), key=lambda i: (budgets[i][1], len(ids[i])))
+    results: List[Optional[Generation]] = [None] * len(prompts)
+    batches = list(_batches(order, batch_size))
     with torch.inference_mode():
         for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
             input_ids, attention_mask = _left_pad([ids[i] for i in batch], pad_id, device)
+            row_budgets = [budgets[i][1] for i in batch]
+            config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max(row_budgets),
+                                      pad_token_id=pad_id, eos_token_id=eos_ids or None)
+            criteria = StoppingCriteriaList()
+            if min(row_budgets) != max(row_budgets):
+                criteria.append(_RowBudgets(input_ids.shape[1], torch.tensor(row_budgets)))
             if before_batch is not None:
                 before_batch(batch)
-            output = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                generation_config=generation_config,
-                **extra,
-            )
+            output = model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                    generation_config=config, stopping_criteria=criteria, **extra)
             new = output[:, input_ids.shape[1]:].tolist()
             for row, i in enumerate(batch):
-                results[i] = _to_generation(tokenizer, new[row], eos_ids, len(ids[i]), truncated[i])
+                results[i] = _to_generation(tokenizer, new[row][:budgets[i][1]], eos_ids, len(ids[i]), truncated[i])
     return results  # type: ignore[return-value]
+
+
+def generate_responses(model, tokenizer, texts: List[str], settings: GenerationSettings,
+                       progress: bool = False,
+                       before_batch: Optional[Callable[[List[int]], None]] = None) -> List[Generation]:
+    """Greedy responses of `model` to `texts` under one GenerationSettings (see `generate`)."""
+    return generate(model, tokenizer, prompts_for(texts, settings), settings.batch_size, progress, before_batch)
 
 
 def _to_generation(tokenizer, new_ids: List[int], eos_ids: List[int], input_tokens: int,

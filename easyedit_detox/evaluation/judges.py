@@ -57,6 +57,10 @@ class Judge:
     def _label(self, responses: List[str]) -> List[float]:
         raise NotImplementedError
 
+    def to(self, device) -> "Judge":
+        """Run on `device` (judges without a model ignore it); returns the judge."""
+        return self
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -127,6 +131,11 @@ class ClassifierJudge(Judge):
         self.max_length = min(MAX_CLASSIFIER_TOKENS, limit)
         logger.info("Judge %s on %s (batch %d, inputs cut at %d tokens)",
                     self.name, self.model.device, self.batch_size, self.max_length)
+
+    def to(self, device) -> "ClassifierJudge":
+        """Move the classifier to `device` (the evaluation puts it beside the evaluated model)."""
+        self.model.to(device)
+        return self
 
     @staticmethod
     def _load(path: str):

@@ -1,39 +1,45 @@
-"""A results folder: cases.jsonl written case by case, summary.json and summary.md written atomically."""
+"""A results folder: JSON-lines files appended line by line, run.json and the summaries written atomically.
+
+Nothing already written is ever rewritten: a line is appended and fsync'd; a last line left half
+written by a crash is cut off in place (truncated to the last whole line) before the next append; a
+failed write (a full disk) is rolled back to the previous whole line and reported as a
+`StorageError`; summaries are replaced atomically, so the previous one survives any failure.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from ..errors import UserError
-from .compare import summary_markdown
+from ..files import write_atomically
 
 CASES_FILE = "cases.jsonl"
+GENERAL_FILE = "general.jsonl"
+SEQUENTIAL_FILE = "sequential.jsonl"
 SUMMARY_FILE = "summary.json"
 SUMMARY_MD = "summary.md"
 RUN_FILE = "run.json"
+# Bumped whenever the line format changes, so a folder of an older format is refused, not misread.
+FORMAT = 2
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+class StorageError(UserError):
+    """Results could not be written (disk full, permissions); what was written before is intact."""
 
 
-def read_cases(path: str) -> List[Dict[str, Any]]:
-    """The complete case lines of a cases file (a last line cut short by a crash is dropped)."""
+def storage_error(path: str, exc: OSError) -> StorageError:
+    """A one-line StorageError for a failed write of `path`."""
+    reason = exc.strerror or str(exc)
+    hint = "free some disk space" if exc.errno == errno.ENOSPC else "check the folder's permissions and free space"
+    return StorageError(f"cannot write {path}: {reason}; {hint} and run the same command again to resume "
+                        "(every finished case is kept)")
+
+
+def read_lines(path: str) -> List[Dict[str, Any]]:
+    """The complete JSON lines of a file (a last line cut short by a crash is ignored)."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
@@ -51,53 +57,138 @@ def read_cases(path: str) -> List[Dict[str, Any]]:
     return rows
 
 
+read_cases = read_lines
+
+
+def repair_tail(path: str) -> None:
+    """Cut, in place, a last line an interrupted write left without its newline."""
+    if not os.path.exists(path):
+        return
+    size = os.path.getsize(path)
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # Walk back to the last newline in blocks; the file before it is never rewritten.
+        position, keep = size, 0
+        while position > 0:
+            step = min(1 << 16, position)
+            position -= step
+            f.seek(position)
+            block = f.read(step)
+            found = block.rfind(b"\n")
+            if found >= 0:
+                keep = position + found + 1
+                break
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def append_lines(path: str, rows: Iterable[Dict[str, Any]]) -> None:
+    """Append `rows` as JSON lines and fsync; on failure, roll the file back and raise StorageError."""
+    data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+    if not data:
+        return
+    with open(path, "ab") as f:
+        start = f.tell()
+        try:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as exc:
+            try:
+                f.truncate(start)  # no half line left behind for the next run to trip over
+            except OSError:
+                pass  # repair_tail cuts it on the next run
+            raise storage_error(path, exc) from None
+
+
+def write_text(path: str, text: str) -> None:
+    """Replace `path` atomically; StorageError (previous file intact) when the disk refuses."""
+    try:
+        write_atomically(path, text)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+
+
 class ResultsFolder:
     """One evaluation's folder; refuses to mix runs of different settings."""
 
-    def __init__(self, folder: str, run_info: Dict[str, Any], cases_file: str = CASES_FILE):
+    def __init__(self, folder: str, run_info: Dict[str, Any], suffix: str = ""):
         self.folder = folder
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create results folder {folder!r}: {exc.strerror}; choose another --out") from None
-        self.cases_path = os.path.join(folder, cases_file)
+        run_info = {**run_info, "format": FORMAT}
         run_path = os.path.join(folder, RUN_FILE)
         if os.path.exists(run_path):
-            with open(run_path, encoding="utf-8") as f:
-                previous = json.load(f)
-            if previous != run_info:
-                diff = sorted(k for k in set(previous) | set(run_info) if previous.get(k) != run_info.get(k))
+            try:
+                with open(run_path, encoding="utf-8") as f:
+                    previous = json.load(f)
+            except (OSError, json.JSONDecodeError):
+                raise UserError(f"{run_path} cannot be read; it is not a results folder of this package, "
+                                "use another --out") from None
+            if _comparable(previous) != _comparable(run_info):
+                a, b = _comparable(previous), _comparable(run_info)
+                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
                 raise UserError(f"results folder {folder!r} holds a run with other settings ({', '.join(diff)}); "
                                 "use another --out, or delete the folder to start over")
         else:
-            write_atomically(run_path, json.dumps(run_info, indent=2, sort_keys=True) + "\n")
-        self._repair_tail()
+            write_text(run_path, json.dumps(run_info, indent=2, sort_keys=True) + "\n")
+        self.suffix = suffix
+        for name in (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE):
+            repair_tail(self.path(name))
 
-    def _repair_tail(self) -> None:
-        """Cut a last line left half-written by an interrupted run, so appends start on a fresh line."""
-        if not os.path.exists(self.cases_path):
-            return
-        with open(self.cases_path, "rb") as f:
-            data = f.read()
-        if data and not data.endswith(b"\n"):
-            keep = data[: data.rfind(b"\n") + 1]
-            with open(self.cases_path, "wb") as f:
-                f.write(keep)
+    def path(self, name: str) -> str:
+        """Path of results file `name` for this process (`cases.rank1.jsonl` under torchrun rank 1)."""
+        if self.suffix and name.endswith(".jsonl"):
+            name = name[: -len(".jsonl")] + self.suffix + ".jsonl"
+        return os.path.join(self.folder, name)
 
-    def done(self) -> List[Dict[str, Any]]:
-        """Cases already written."""
-        return read_cases(self.cases_path)
+    def read(self, name: str) -> List[Dict[str, Any]]:
+        """The complete lines of results file `name`."""
+        return read_lines(self.path(name))
 
-    def append(self, case: Dict[str, Any]) -> None:
-        """Append one finished case as one line, flushed to disk before returning."""
-        line = json.dumps(case, ensure_ascii=False) + "\n"
-        with open(self.cases_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+    def append(self, name: str, rows: Iterable[Dict[str, Any]]) -> None:
+        """Append rows to results file `name`, durably."""
+        append_lines(self.path(name), rows)
 
-    def write_summary(self, summary: Dict[str, Any], header: Optional[str] = None) -> None:
+    def write_summary(self, summary: Dict[str, Any], markdown: str) -> None:
         """summary.json and summary.md, each replaced atomically."""
-        write_atomically(os.path.join(self.folder, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
-        text = (header + "\n\n" if header else "") + summary_markdown(summary) + "\n"
-        write_atomically(os.path.join(self.folder, SUMMARY_MD), text)
+        write_text(os.path.join(self.folder, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
+        write_text(os.path.join(self.folder, SUMMARY_MD), markdown + "\n")
+
+    def write_file(self, name: str, text: str) -> None:
+        """Replace file `name` of the folder atomically."""
+        write_text(os.path.join(self.folder, name), text)
+
+
+# Batch settings change a greedy response only where numerics depend on batch composition: in half
+# precision. A float32 run may resume with other batch settings; run.json keeps the first ones.
+BATCH_KEYS = ("batch_size", "cases_per_batch")
+
+
+def _comparable(run_info: Dict[str, Any]) -> Dict[str, Any]:
+    generation = dict(run_info.get("generation") or {})
+    if generation.get("dtype") == "torch.float32":
+        for key in BATCH_KEYS:
+            generation.pop(key, None)
+    return {**run_info, "generation": generation}
+
+
+def marker_path(folder: str, rank: int) -> str:
+    """Path of the marker a rank writes when it has finished its share of the cases."""
+    return os.path.join(folder, f"rank{rank}.done")
+
+
+def read_marker(path: str) -> Optional[str]:
+    """The run id a rank's marker holds, or None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return None

@@ -1,65 +1,97 @@
-"""The SafeEdit evaluation hook shared by the CLI, SafetyEditor users and the demo.
+"""The evaluation: model states x probes, for any EasyEdit method, resumable, leaving the caller's model as it was.
 
-Per case: the vanilla model's five responses (cached on disk), the edit from the vanilla model,
-the edited model's five responses, then an exact restore. Finished cases go to cases.jsonl as
-they finish; a second run on the same folder resumes. With several processes (torchrun /
-accelerate launch) each takes every world_size-th group of cases and rank 0 merges.
+Model states: the vanilla model; each case's edited model (the default: every case is edited from the
+vanilla model and undone after); or, with `sequential=True`, the model holding the first n edits at
+every checkpoint. For a state the runner gathers every probe's items (SafeEdit's five inputs per case,
+KQA, CSum, over-refusal), generates them in shared batches, and hands each probe its responses
+(probes/base.py). Edits whose changed tensors are Linear maps (DINM, FT, MEND) are undone at once and
+their post-edit items generated later for several cases in one batch, each row with its own case's
+tensors (rowwise.py). Lines go to the results folder as they finish (results.py); summaries come from
+running totals (tally.py); with several processes (torchrun / accelerate launch) each takes every
+world_size-th group of cases and rank 0 merges.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import os
+import socket
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import torch
 from tqdm.auto import tqdm
 
-from ..methods.restore import restore_weights
 from ..errors import UserError
-from .cache import ResponseCache, default_cache_dir, model_fingerprint, weights_checksum
+from ..files import file_digest
+from ..methods.device_scope import model_device
+from ..methods.registry import Method, resolve_method
+from ..methods.session import Editor
+from ..weights import combined_digest, digests
+from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
+from .compare import summary_markdown
 from .dataset import METRIC_KEYS, SafeEditCase, SafeEditDataset
-from .generation import Generation, GenerationSettings, generate_responses
+from .degeneration import RULE as DEGENERATION_RULE
+from .easyedit_protocol import easyedit_generate, seed_like_easyedit
+from .generation import Generation, GenerationSettings, generate
 from .judges import Judge, get_judge
-from .metrics import fluency, summarize, word_tokenizer_name
-from .results import CASES_FILE, ResultsFolder, read_cases, write_atomically
+from .metrics import word_tokenizer_name
+from .probes import GENERAL_PROBES, GeneralContext, Item, State, general_line
+from .probes.base import VANILLA
+from .probes.safeedit import SafeEditProbe, case_line
+from .results import (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE, ResultsFolder, marker_path, read_lines,
+                      read_marker, write_text)
 from .rowwise import RowwiseEdits, edited_modules
+from .tally import GeneralTally, SafeEditTally, checkpoint_scores
 
 LOG = logging.getLogger(__name__)
 
+PROTOCOLS = ("greedy", "easyedit")
+# SafeEdit's generation limits where the method's hparams class has none (all but DINM's).
+SAFEEDIT_MAX_LENGTH, SAFEEDIT_MAX_OUTPUT_LENGTH = 2048, 600
 # Keys of the hparams that do not change the numbers, so a resumed run may differ in them.
 _RUNTIME_KEYS = ("device", "model_parallel", "batch_size", "model_name")
 
 
-def suffix_for(hparams) -> Optional[str]:
-    """DINM edits and is evaluated with its suffix system prompt; other methods see plain inputs."""
-    if str(getattr(hparams, "alg_name", "")).startswith("DINM"):
-        return getattr(hparams, "suffix_system_prompt", None) or None
-    return None
+def generation_defaults(hparams) -> Tuple[int, int]:
+    """(max_length, max_output_length): the hparams' own where its class has both (DINM), else SafeEdit's 2048/600."""
+    length, output = getattr(hparams, "max_length", None), getattr(hparams, "max_output_length", None)
+    if isinstance(length, int) and isinstance(output, int) and not isinstance(length, bool):
+        return length, output
+    return SAFEEDIT_MAX_LENGTH, SAFEEDIT_MAX_OUTPUT_LENGTH
 
 
-def distributed_rank() -> tuple:
+def distributed_rank() -> Tuple[int, int]:
     """(rank, world size) from the variables torchrun and accelerate launch set; (0, 1) otherwise."""
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return rank, world
 
 
+def launch_id() -> str:
+    """An id shared by the processes of one launch and no other: torchrun's run id, else the launcher's pid."""
+    return os.environ.get("TORCHELASTIC_RUN_ID") or f"{socket.gethostname()}-{os.getppid()}"
+
+
 @dataclasses.dataclass
 class EvaluationSettings:
-    """How to run an evaluation (none of these change the numbers it produces)."""
+    """How to run an evaluation; only `protocol` and the general-probe settings change its numbers."""
 
-    cases_per_batch: int = 8
+    batch_size: int = 8  # sequences per generate() call
+    cases_per_batch: int = 8  # edited cases whose post-edit items share batched generation
     cache_dir: Optional[str] = None
     use_cache: bool = True
     progress: bool = True
     rank: Optional[int] = None
     world_size: Optional[int] = None
     merge_timeout_s: float = 24 * 3600.0
+    run_id: Optional[str] = None
+    protocol: str = "greedy"  # or "easyedit" (EasyEdit-git's test_safety_gen)
+    general_cases: int = 10  # edited states that also answer the general probes (0: none)
+    general_items: int = 50  # items per general probe
+    general_options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. {"kqa": path}
+    sequential: bool = False
+    checkpoint_every: int = 0  # sequential: answer after every T edits (0: only at the end)
     # The baseline the benchmarks measure against: each case's vanilla and post-edit responses
     # generated on their own, nothing cached, no batching across cases.
     straightforward: bool = False
@@ -79,262 +111,475 @@ def select_cases(dataset: SafeEditDataset, case_ids: Optional[Sequence[int]] = N
     return [c for c in cases if c.case_id in wanted]
 
 
+def spread(cases: Sequence[SafeEditCase], n: int) -> List[SafeEditCase]:
+    """`n` cases spread evenly over `cases` (all of them when n >= len(cases))."""
+    if n <= 0 or not cases:
+        return []
+    if n >= len(cases):
+        return list(cases)
+    return [cases[i * len(cases) // n] for i in range(n)]
+
+
 def _hparams_info(hparams) -> Dict[str, Any]:
     raw = dataclasses.asdict(hparams) if dataclasses.is_dataclass(hparams) else dict(vars(hparams))
     return {k: v for k, v in sorted(raw.items()) if k not in _RUNTIME_KEYS and not callable(v)}
 
 
-def _file_digest(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
-
-
 class Evaluation:
-    """One method, one model, one data file, one judge: runs the cases and writes the folder."""
+    """One method, one model, one data file, one judge: runs the states and writes the folder."""
 
     def __init__(self, model, tok, hparams, dataset: SafeEditDataset, out_dir: str, judge="keywords",
                  apply_fn: Optional[Callable] = None, model_label: Optional[str] = None,
-                 settings: Optional[EvaluationSettings] = None, generation: Optional[GenerationSettings] = None):
+                 settings: Optional[EvaluationSettings] = None, generation: Optional[GenerationSettings] = None,
+                 prefer: Optional[str] = None):
         self.model, self.tok, self.hparams, self.dataset = model, tok, hparams, dataset
-        self.settings = settings or EvaluationSettings()
+        self.settings = s = settings or EvaluationSettings()
+        if s.protocol not in PROTOCOLS:
+            raise UserError(f"generation protocol {s.protocol!r} is unknown; use one of {list(PROTOCOLS)}")
         self.judge: Judge = get_judge(judge)
-        self.method = str(hparams.alg_name)
+        # The classifier judge runs beside the evaluated model: each torchrun rank on its own GPU.
+        self.judge.to(model_device(model))
+        name = str(hparams.alg_name)
         if apply_fn is None:
-            from ..upstream import alg_dict
-
-            ALG_DICT = alg_dict()
-            if self.method not in ALG_DICT:
-                raise UserError(f"method {self.method!r} is not in easyeditor's ALG_DICT; available: {sorted(ALG_DICT)}")
-            apply_fn = ALG_DICT[self.method]
-        self.apply_fn = apply_fn
-        # hparams.batch_size is EasyEdit's edit batch size (BaseEditor forces it to 1), not a
-        # generation setting: generation batches default to 8 sequences.
-        self.gen = generation or GenerationSettings(
-            max_length=hparams.max_length, max_output_length=hparams.max_output_length, batch_size=8)
-        self.suffix = suffix_for(hparams)
+            self.method = resolve_method(name, prefer)
+        else:
+            self.method = Method(name, apply_fn, ours=name in ("DINM", "DINM-detox"), native_dinm=False)
+        if generation is None:
+            length, output = generation_defaults(hparams)
+            generation = GenerationSettings(length, output, batch_size=s.batch_size)
+        self.gen = generation
+        self.suffix = (getattr(hparams, "suffix_system_prompt", None) or None) if self.method.uses_suffix else None
         self.model_label = model_label or str(getattr(model.config, "_name_or_path", "") or hparams.model_name)
         rank, world = distributed_rank()
-        self.rank = self.settings.rank if self.settings.rank is not None else rank
-        self.world = self.settings.world_size if self.settings.world_size is not None else world
-        self.fingerprint = model_fingerprint(model)
-        self.run_info = {
-            "method": self.method, "model": self.model_label, "model_fingerprint": self.fingerprint,
-            "data": os.path.abspath(dataset.path), "data_sha256": _file_digest(dataset.path),
-            "judge": self.judge.name, "suffix": self.suffix, "max_length": self.gen.max_length,
-            "max_output_length": self.gen.max_output_length, "hparams": _hparams_info(hparams),
-        }
-        cases_file = CASES_FILE if self.world == 1 else f"cases.rank{self.rank}.jsonl"
-        self.folder = ResultsFolder(out_dir, self.run_info, cases_file=cases_file)
+        self.rank = s.rank if s.rank is not None else rank
+        self.world = s.world_size if s.world_size is not None else world
+        self.run_id = s.run_id or launch_id()
+        self.vanilla_digests = digests(model)  # once, before any edit: the restore checks and the cache key
+        self.fingerprint = model_fingerprint(model, self.vanilla_digests)
+        self.safeedit = SafeEditProbe(self.judge, self.gen.max_length, self.gen.max_output_length)
+        self.out_dir = out_dir
+        self.general: List = []
+        self.folder: Optional[ResultsFolder] = None
         self.cache = None
-        if self.settings.use_cache and not self.settings.straightforward:
-            self.cache = ResponseCache(self.settings.cache_dir or default_cache_dir(), self.fingerprint, self.gen,
-                                       writer=f"{os.getpid()}-{self.rank}")
+        self.editor: Optional[Editor] = None
         self.vanilla_generated = 0
-        # Wall-clock seconds per phase, for the benchmarks and the summary.
         self.timings = {"vanilla": 0.0, "edit": 0.0, "post": 0.0}
 
-    # -- the vanilla pass ------------------------------------------------------------------
-    def vanilla_responses(self, cases: Sequence[SafeEditCase]) -> Dict[str, Generation]:
-        """Vanilla generations for every plain input of `cases`, from the cache or generated in batches."""
-        started = time.perf_counter()
-        texts = list(dict.fromkeys(t for c in cases for t in c.inputs(None).values()))
-        found: Dict[str, Generation] = {}
-        missing = []
-        for text in texts:
-            hit = self.cache.get(text) if self.cache else None
-            if hit is None:
-                missing.append(text)
+    def prepare(self, cases: Sequence[SafeEditCase]) -> None:
+        """Build the general probes for `cases`, open (or resume) the results folder and the cache."""
+        s = self.settings
+        self.general_ids = self._general_case_ids(cases)
+        held = [c.case_id for c in cases] if s.sequential else self.general_ids
+        context = GeneralContext(cases=list(self.dataset), max_length=self.gen.max_length, tokenizer=self.tok,
+                                 judge=self.judge, items_per_probe=s.general_items,
+                                 options={**s.general_options, "edited_ids": held}, device=model_device(self.model))
+        self.general = [p for p in (cls.build(context) for cls in GENERAL_PROBES.values())
+                        if p is not None] if s.general_cases > 0 else []
+        self.run_info = {
+            "method": self.method.name, "model": self.model_label, "model_fingerprint": self.fingerprint,
+            "data": os.path.abspath(self.dataset.path), "data_sha256": file_digest(self.dataset.path),
+            "judge": self.judge.name, "suffix": self.suffix, "generation": self.generation_info(),
+            "hparams": _hparams_info(self.hparams), "mode": "sequential" if s.sequential else "per-case",
+            "general": self.general_info(),
+        }
+        if s.sequential:
+            self.run_info["checkpoint_every"] = s.checkpoint_every
+        suffix = "" if self.world == 1 else f".rank{self.rank}"
+        self.folder = ResultsFolder(self.out_dir, self.run_info, suffix=suffix)
+        if s.use_cache and not s.straightforward and s.protocol == "greedy":
+            facts = {"model": self.fingerprint, "tokenizer": tokenizer_fingerprint(self.tok), "protocol": s.protocol,
+                     "batch_size": self.gen.batch_size, **environment_facts(self.model)}
+            self.cache = ResponseCache(s.cache_dir or default_cache_dir(), facts, writer=f"{os.getpid()}-{self.rank}")
+
+    # -- facts recorded with the results -------------------------------------------------------
+    def generation_info(self) -> Dict[str, Any]:
+        """The generation settings of the run (run.json and summary.json)."""
+        s = self.settings
+        info = {"protocol": s.protocol, "max_length": self.gen.max_length,
+                "max_output_length": self.gen.max_output_length, "greedy": s.protocol == "greedy",
+                # Batch composition can change a greedy response in half precision (see the README).
+                "batch_size": self.gen.batch_size, "cases_per_batch": s.cases_per_batch,
+                "dtype": str(next(self.model.parameters()).dtype)}
+        if s.protocol == "easyedit":
+            info["seed"] = 42
+        return info
+
+    def general_info(self) -> Dict[str, Any]:
+        """Which general probes run, on how many edited states, with which items and prompt formats."""
+        if not self.general:
+            return {}
+        return {"cases": self.settings.general_cases, "items": self.settings.general_items,
+                "probes": {p.name: p.describe() for p in self.general}}
+
+    # -- generation ----------------------------------------------------------------------------------
+    def _generate(self, model, items: Sequence[Item], owners: Optional[Sequence[int]] = None,
+                  rowwise: Optional[RowwiseEdits] = None) -> List[Generation]:
+        """Responses to `items` from `model` (rows tagged with their state when `rowwise` is given)."""
+        if not items:
+            return []
+        if self.settings.protocol == "easyedit":
+            return self._generate_easyedit(model, items)
+        before_batch = None
+        if rowwise is not None:
+            before_batch = lambda rows: rowwise.set_rows([owners[i] for i in rows])  # noqa: E731
+        return generate(model, self.tok, [it.prompt for it in items], self.gen.batch_size,
+                        before_batch=before_batch)
+
+    def _generate_easyedit(self, model, items: Sequence[Item]) -> List[Generation]:
+        """SafeEdit items case by case as EasyEdit does (one call per case); other probes greedy."""
+        out: List[Optional[Generation]] = [None] * len(items)
+        by_case: Dict[Any, List[int]] = {}
+        rest = []
+        for i, item in enumerate(items):
+            if item.probe == self.safeedit.name:
+                by_case.setdefault(item.key[0], []).append(i)
             else:
-                found[text] = hit
+                rest.append(i)
+        for rows in by_case.values():
+            gens = easyedit_generate(model, self.tok, [items[i].prompt.text for i in rows],
+                                     self.gen.max_length, self.gen.max_output_length)
+            for i, g in zip(rows, gens):
+                out[i] = g
+        for i, g in zip(rest, generate(model, self.tok, [items[i].prompt for i in rest], self.gen.batch_size)):
+            out[i] = g
+        return out  # type: ignore[return-value]
+
+    def _state_items(self, state: State) -> List[Item]:
+        items = self.safeedit.items(state)
+        if state.general:
+            for probe in self.general:
+                items.extend(probe.items(state))
+        return items
+
+    def _answer_vanilla(self, state: State) -> Tuple[List[Item], List[Generation]]:
+        """The vanilla state's items: from the cache, the rest generated in length-sorted chunks."""
+        started = time.perf_counter()
+        items = self._state_items(state)
+        found: Dict[int, Generation] = {}
+        missing: List[int] = []
+        for i, item in enumerate(items):
+            hit = self.cache.get(item.prompt) if self.cache else None
+            if hit is None:
+                missing.append(i)
+            else:
+                found[i] = hit
         if missing:
             LOG.info("vanilla pass: %d inputs to generate, %d from the cache", len(missing), len(found))
             # Chunks keep what is generated safe on disk if the run stops part-way.
             chunk = max(self.gen.batch_size * 8, 1)
-            order = sorted(missing, key=len)
-            bar = tqdm(total=len(order), desc="vanilla responses", unit="input", disable=not self.settings.progress)
-            for start in range(0, len(order), chunk):
-                part = order[start:start + chunk]
-                for text, gen in zip(part, generate_responses(self.model, self.tok, part, self.gen)):
-                    found[text] = gen
+            if self.settings.protocol == "easyedit":
+                chunk = len(missing)
+            bar = tqdm(total=len(missing), desc="vanilla responses", unit="input", disable=not self.settings.progress)
+            for start in range(0, len(missing), chunk):
+                part = missing[start:start + chunk]
+                for i, gen in zip(part, self._generate(self.model, [items[i] for i in part])):
+                    found[i] = gen
                     if self.cache:
-                        self.cache.put(text, gen)
+                        self.cache.put(items[i].prompt, gen)
                 bar.update(len(part))
             bar.close()
             self.vanilla_generated += len(missing)
         self.timings["vanilla"] += time.perf_counter() - started
-        return found
+        return items, [found[i] for i in range(len(items))]
 
-    # -- editing -----------------------------------------------------------------------------
-    def _edit(self, case: SafeEditCase):
-        request = case.edit_request(self.suffix)
-        report: Dict[str, Any] = {}
-        start = time.perf_counter()
-        edited, weights_copy = self.apply_fn(self.model, self.tok, [request], self.hparams, copy=False,
-                                             return_orig_weights=True, keep_original_weight=True, report=report)
-        seconds = time.perf_counter() - start
-        info = {"seconds": round(seconds, 4)}
-        for key in ("layers", "losses", "stopped_early"):
-            if key in report:
-                info[key] = report[key]
-        return edited, weights_copy, info
+    # -- probes' answers -> lines ----------------------------------------------------------------------
+    def _general_lines(self, state: State, items: Sequence[Item], gens: Sequence[Generation]) -> List[Dict[str, Any]]:
+        lines = []
+        for probe in self.general:
+            mine = [(it, g) for it, g in zip(items, gens) if it.probe == probe.name]
+            if not mine:
+                continue
+            scores = probe.score([it for it, _ in mine], [g for _, g in mine])
+            lines.extend(general_line(state, it, g, sc) for (it, g), sc in zip(mine, scores))
+        return lines
 
-    def _restore(self, edited, weights_copy) -> None:
-        restore_weights(self.model, edited, weights_copy, self.method)
-        if weights_checksum(self.model) != self._checksum:
-            raise RuntimeError(f"method {self.method!r} did not restore the model after an edit (its weights_copy "
-                               "misses a changed tensor); the evaluation stops so later cases are not contaminated")
+    def _safeedit_sides(self, state: State, items: Sequence[Item], gens: Sequence[Generation]) -> Dict[int, Dict]:
+        mine = [(it, g) for it, g in zip(items, gens) if it.probe == self.safeedit.name]
+        return self.safeedit.sides(state, [it for it, _ in mine], [g for _, g in mine])
 
-    # -- one group of cases ----------------------------------------------------------------------
-    def _run_group(self, group: Sequence[SafeEditCase], vanilla: Dict[str, Generation]) -> List[Dict[str, Any]]:
-        rowwise = RowwiseEdits(self.model)
-        post: Dict[int, Dict[str, Generation]] = {}
-        infos: Dict[int, Dict[str, Any]] = {}
-        straightforward = self.settings.straightforward
-        for case in group:
-            if straightforward:
-                started = time.perf_counter()
-                plain = list(case.inputs(None).values())
-                vanilla.update(zip(plain, generate_responses(self.model, self.tok, plain, self.gen)))
-                self.timings["vanilla"] += time.perf_counter() - started
-            edited, weights_copy, info = self._edit(case)
-            infos[case.index] = info
-            self.timings["edit"] += info["seconds"]
-            names = list(weights_copy) if isinstance(weights_copy, dict) else []
-            if (not straightforward and edited is self.model and names
-                    and edited_modules(self.model, names) is not None):
-                params = dict(self.model.named_parameters())
-                rowwise.add(case.index, {n: params[n] for n in names})
-            else:
-                started = time.perf_counter()
-                inputs = case.inputs(self.suffix)
-                gens = generate_responses(edited, self.tok, list(inputs.values()), self.gen)
-                post[case.index] = dict(zip(inputs, gens))
-                self.timings["post"] += time.perf_counter() - started
-            self._restore(edited, weights_copy)
-        batched = [c for c in group if c.index in rowwise.cases]
-        if batched:
-            started = time.perf_counter()
-            texts, owners = [], []
-            for case in batched:
-                for text in case.inputs(self.suffix).values():
-                    texts.append(text)
-                    owners.append(case.index)
-            with rowwise.active():
-                gens = generate_responses(self.model, self.tok, texts, self.gen,
-                                          before_batch=lambda rows: rowwise.set_rows([owners[i] for i in rows]))
-            for k, case in enumerate(batched):
-                post[case.index] = dict(zip(METRIC_KEYS, gens[5 * k: 5 * k + 5]))
-            self.timings["post"] += time.perf_counter() - started
-        return [self._case_line(c, vanilla, post[c.index], infos[c.index]) for c in group]
-
-    def _case_line(self, case: SafeEditCase, vanilla, post: Dict[str, Generation], info) -> Dict[str, Any]:
-        pre_inputs, post_inputs = case.inputs(None), case.inputs(self.suffix)
-        pre_gens = [vanilla[pre_inputs[k]] for k in METRIC_KEYS]
-        post_gens = [post[k] for k in METRIC_KEYS]
-        pre_labels = self.judge([g.text for g in pre_gens])
-        post_labels = self.judge([g.text for g in post_gens])
-
-        def side(inputs, gens, labels):
-            return {k: {"input": inputs[k], "response": g.text, "label": lab, "truncated": g.truncated}
-                    for k, g, lab in zip(METRIC_KEYS, gens, labels)}
-
-        return {"case_id": case.case_id, "index": case.index, "method": self.method, "judge": self.judge.name,
-                "pre": side(pre_inputs, pre_gens, pre_labels), "post": side(post_inputs, post_gens, post_labels),
-                "edit": info}
-
-    # -- the whole run ---------------------------------------------------------------------------
+    # -- the whole run ------------------------------------------------------------------------------
     def run(self, cases: Sequence[SafeEditCase]) -> Optional[Dict[str, Any]]:
-        """Evaluate `cases` (skipping those already in the folder); returns the summary (rank 0)."""
-        done_ids = {row["case_id"] for row in self._all_done()}
+        """Evaluate `cases` (resuming what the folder holds); returns the summary (rank 0)."""
+        cases = list(cases)
+        self.prepare(cases)
+        if self.settings.protocol == "easyedit":
+            seed_like_easyedit()
+        self.editor = Editor(self.model, self.tok, self.hparams, method=self.method,
+                             vanilla_digests=self.vanilla_digests)
+        if self.settings.sequential:
+            return self._run_sequential(list(cases))
+        return self._run_per_case(list(cases))
+
+    def _general_case_ids(self, cases: Sequence[SafeEditCase]) -> List[int]:
+        return [c.case_id for c in spread(cases, self.settings.general_cases)]
+
+    def _run_per_case(self, cases: List[SafeEditCase]) -> Optional[Dict[str, Any]]:
+        done_rows = self._all_rows(CASES_FILE)
+        done_ids = {row["case_id"] for row in done_rows}
+        general_ids = set(self.general_ids) if self.general else set()
+        excluded = tuple(sorted(general_ids))
         size = max(1, self.settings.cases_per_batch)
-        groups = [list(cases[i:i + size]) for i in range(0, len(cases), size)]
+        groups = [cases[i:i + size] for i in range(0, len(cases), size)]
         mine = [[c for c in g if c.case_id not in done_ids] for k, g in enumerate(groups) if k % self.world == self.rank]
         todo = [c for g in mine for c in g]
         LOG.info("%d case(s) to run, %d already in %s", len(todo), len(done_ids), self.folder.folder)
-        self._checksum = weights_checksum(self.model)
-        vanilla = self.vanilla_responses(todo) if todo and not self.settings.straightforward else {}
-        finished = [r for r in self.folder.done()]
-        bar = tqdm(total=len(todo), desc=f"SafeEdit {self.method}", unit="case", disable=not self.settings.progress)
-        for group in mine:
-            if not group:
-                continue
-            for line in self._run_group(group, vanilla):
-                self.folder.append(line)
-                finished.append(line)
-                bar.update(1)
-                bar.set_postfix(DS_pre=f"{_score(finished, 'pre'):.1f}", DS_post=f"{_score(finished, 'post'):.1f}")
-            if self.world == 1:
-                self.write_summary(finished)
-        bar.close()
+
+        general_rows = self._all_rows(GENERAL_FILE)
+        tally = SafeEditTally()
+        for row in self.folder.read(CASES_FILE):
+            tally.add(row)
+        general = self._general_tally()
+        for row in self.folder.read(GENERAL_FILE):
+            general.add(row)
+        needs_general_vanilla = bool(self.general) and self.rank == 0 and not any(
+            r["state"] == VANILLA for r in general_rows)
+        vanilla_sides: Dict[int, Dict] = {}
+        if todo or needs_general_vanilla:
+            state = State(VANILLA, tuple(todo), None, general=needs_general_vanilla, excluded_ids=excluded)
+            items, gens = self._answer_vanilla(state)
+            vanilla_sides = self._safeedit_sides(state, items, gens)
+            lines = self._general_lines(state, items, gens)
+            self.folder.append(GENERAL_FILE, lines)
+            for line in lines:
+                general.add(line)
+
+        bar = tqdm(total=len(todo), desc=f"SafeEdit {self.method.name}", unit="case", disable=not self.settings.progress)
+        try:
+            for group in mine:
+                if not group:
+                    continue
+                states = [State(c.case_id, (c,), self.suffix, general=c.case_id in general_ids,
+                                excluded_ids=excluded) for c in group]
+                for case, (answers, info) in zip(group, self._run_group(group, states)):
+                    state, items, gens = answers
+                    post = self._safeedit_sides(state, items, gens)[case.case_id]
+                    lines = self._general_lines(state, items, gens)
+                    line = case_line(case, self.method.name, self.judge.name, vanilla_sides[case.case_id], post, info)
+                    self.folder.append(GENERAL_FILE, lines)  # before the case line, which marks the case done
+                    self.folder.append(CASES_FILE, [line])
+                    tally.add(line)
+                    for g in lines:
+                        general.add(g)
+                    bar.update(1)
+                    scores = tally.summary()
+                    bar.set_postfix(DS_pre=f"{scores['pre']['DS']:.1f}", DS_post=f"{scores['post']['DS']:.1f}")
+                if self.world == 1:
+                    self.write_summary(tally, general)
+        finally:
+            bar.close()
+        if todo:
+            # Each edit's undo checked the tensors it wrote; once per run, every tensor (a method writing
+            # through `.data` escapes the version counters the per-case check reads).
+            self.editor.verify_all()
         if self.world == 1:
-            return self.write_summary(self.folder.done())
+            return self.write_summary(tally, general)
         return self._finish_distributed()
 
-    def _all_done(self) -> List[Dict[str, Any]]:
-        rows = read_cases(os.path.join(self.folder.folder, CASES_FILE))
+    def _run_group(self, group: Sequence[SafeEditCase], states: Sequence[State]):
+        """Edit each case of `group` and answer its state; returns ((state, items, responses), edit info) per case."""
+        rowwise = RowwiseEdits(self.model)
+        answered: Dict[int, Tuple[State, List[Item], List[Generation]]] = {}
+        infos: Dict[int, Dict[str, Any]] = {}
+        pending: List[Tuple[int, State, List[Item]]] = []
+        straightforward = self.settings.straightforward
+        for k, (case, state) in enumerate(zip(group, states)):
+            items = self._state_items(state)
+            with self.editor.edited(case.edit_request(self.suffix)) as edit:
+                infos[k] = edit.info
+                self.timings["edit"] += edit.info["seconds"]
+                if (not straightforward and self.settings.protocol == "greedy" and edit.in_place and edit.written
+                        and edited_modules(self.model, edit.written) is not None):
+                    rowwise.add(k, edit.edited_tensors(self.model))
+                    pending.append((k, state, items))
+                else:
+                    started = time.perf_counter()
+                    model = edit.model if hasattr(edit.model, "generate") else self.model
+                    answered[k] = (state, items, self._generate(model, items))
+                    self.timings["post"] += time.perf_counter() - started
+        if pending:
+            started = time.perf_counter()
+            all_items, owners = [], []
+            for k, _, items in pending:
+                all_items.extend(items)
+                owners.extend([k] * len(items))
+            with rowwise.active():
+                gens = self._generate(self.model, all_items, owners, rowwise)
+            start = 0
+            for k, state, items in pending:
+                answered[k] = (state, items, gens[start:start + len(items)])
+                start += len(items)
+            self.timings["post"] += time.perf_counter() - started
+        return [(answered[k], infos[k]) for k in range(len(group))]
+
+    # -- sequential edits ----------------------------------------------------------------------------
+    def _run_sequential(self, cases: List[SafeEditCase]) -> Optional[Dict[str, Any]]:
+        if self.world != 1:
+            raise UserError("--sequential runs in one process (each edit starts from the previous ones); "
+                            "start it without torchrun")
+        every = self.settings.checkpoint_every or len(cases)
+        marks = sorted({min(n, len(cases)) for n in range(every, len(cases) + every, every)})
+        done = self.folder.read(SEQUENTIAL_FILE)
+        done_after = [row["after_edits"] for row in done]
+        general = self._general_tally()
+        for row in self.folder.read(GENERAL_FILE):
+            general.add(row)
+        if 0 not in done_after:
+            state = State(VANILLA, tuple(cases), None, general=bool(self.general))
+            items, gens = self._answer_vanilla(state)
+            sides = self._safeedit_sides(state, items, gens)
+            self.folder.append(GENERAL_FILE, lines := self._general_lines(state, items, gens))
+            for line in lines:
+                general.add(line)
+            row = self._checkpoint_row(0, [], sides, [], None)
+            self.folder.append(SEQUENTIAL_FILE, [row])
+            done.append(row)
+        last = max(row["after_edits"] for row in done)
+        bar = tqdm(total=len(cases), initial=0, desc=f"sequential {self.method.name}", unit="edit",
+                   disable=not self.settings.progress)
+        try:
+            edits: List[Dict[str, Any]] = []
+            for n, case in enumerate(cases, 1):
+                edit = self.editor.keep(case.edit_request(self.suffix))
+                self.timings["edit"] += edit.info["seconds"]
+                bar.update(1)
+                if n <= last:
+                    if n == last:
+                        self._check_replayed(done[-1])
+                    continue
+                edits.append({"case_id": case.case_id, **edit.info})
+                if n in marks:
+                    label = f"after {n} edits"
+                    state = State(label, tuple(cases), self.suffix, general=bool(self.general),
+                                  excluded_ids=tuple(c.case_id for c in cases[:n]))
+                    started = time.perf_counter()
+                    items = self._state_items(state)
+                    gens = self._generate(self.model, items)
+                    self.timings["post"] += time.perf_counter() - started
+                    sides = self._safeedit_sides(state, items, gens)
+                    lines = self._general_lines(state, items, gens)
+                    self.folder.append(GENERAL_FILE, lines)
+                    for line in lines:
+                        general.add(line)
+                    row = self._checkpoint_row(n, [c.case_id for c in cases[:n]], sides, edits, self._kept_digest())
+                    self.folder.append(SEQUENTIAL_FILE, [row])
+                    done.append(row)
+                    edits = []
+                    self.write_sequential_summary(done, general)
+        finally:
+            bar.close()
+            self.editor.restore_all()  # the caller gets the vanilla model back
+        return self.write_sequential_summary(done, general)
+
+    def _kept_digest(self) -> str:
+        return combined_digest(digests(self.model, list(self.editor.kept_originals)))
+
+    def _check_replayed(self, row: Dict[str, Any]) -> None:
+        """After a resume re-applied the edits of the last checkpoint: the weights must be those it recorded."""
+        if row.get("weights") and row["weights"] != self._kept_digest():
+            raise UserError(f"resuming {self.folder.folder}: re-applying the first {row['after_edits']} edits gave other "
+                            "weights than the interrupted run (the method is not deterministic here); delete the "
+                            "folder to start over")
+
+    def _checkpoint_row(self, n: int, edited: List[int], sides: Dict[int, Dict], edits, weights) -> Dict[str, Any]:
+        return {"after_edits": n, "edited": edited, "edits": edits, "weights": weights,
+                "scores": checkpoint_scores(sides, edited),
+                "cases": {str(case_id): side for case_id, side in sides.items()}}
+
+    # -- distributed -----------------------------------------------------------------------------
+    def _all_rows(self, name: str) -> List[Dict[str, Any]]:
+        rows = read_lines(os.path.join(self.folder.folder, name))
         if self.world > 1:
+            stem = name[: -len(".jsonl")]
             for r in range(self.world):
-                rows += read_cases(os.path.join(self.folder.folder, f"cases.rank{r}.jsonl"))
+                rows += read_lines(os.path.join(self.folder.folder, f"{stem}.rank{r}.jsonl"))
         return rows
 
     def _finish_distributed(self) -> Optional[Dict[str, Any]]:
         folder = self.folder.folder
-        write_atomically(os.path.join(folder, f"rank{self.rank}.done"), "done\n")
+        write_text(marker_path(folder, self.rank), self.run_id + "\n")
         if self.rank != 0:
             return None
         deadline = time.time() + self.settings.merge_timeout_s
-        markers = [os.path.join(folder, f"rank{r}.done") for r in range(self.world)]
-        while not all(os.path.exists(m) for m in markers):
+        markers = [marker_path(folder, r) for r in range(self.world)]
+        # A marker counts only when it holds this launch's id: a stale one from an earlier run never merges early.
+        while not all(read_marker(m) == self.run_id for m in markers):
             if time.time() > deadline:
                 raise RuntimeError(f"rank 0 gave up waiting for the other ranks' markers in {folder}")
             time.sleep(0.5)
         merged: Dict[Any, Dict[str, Any]] = {}
-        for row in self._all_done():
+        for row in self._all_rows(CASES_FILE):
             merged.setdefault(row["case_id"], row)
         rows = sorted(merged.values(), key=lambda r: r["index"])
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        write_atomically(os.path.join(folder, CASES_FILE), text)
+        general_rows = self._all_rows(GENERAL_FILE)
+        import json
+
+        write_text(os.path.join(folder, CASES_FILE), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_text(os.path.join(folder, GENERAL_FILE),
+                   "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in general_rows))
         for r in range(self.world):
-            for path in (os.path.join(folder, f"cases.rank{r}.jsonl"), markers[r]):
+            for path in (os.path.join(folder, f"cases.rank{r}.jsonl"), os.path.join(folder, f"general.rank{r}.jsonl"),
+                         markers[r]):
                 if os.path.exists(path):
                     os.unlink(path)
-        return self.write_summary(rows)
+        tally, general = SafeEditTally(), self._general_tally()
+        for row in rows:
+            tally.add(row)
+        for row in general_rows:
+            general.add(row)
+        return self.write_summary(tally, general)
 
-    def write_summary(self, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-        """Summarise `rows` into summary.json / summary.md (atomically) and return the summary."""
-        summary = summarize_cases(rows)
-        summary.update({
-            "method": self.method, "model": self.model_label, "judge": self.judge.name,
-            "data": self.run_info["data"], "generation": {"max_length": self.gen.max_length,
-                                                          "max_output_length": self.gen.max_output_length,
-                                                          "greedy": True},
-            "suffix_system_prompt": self.suffix, "dtype": str(next(self.model.parameters()).dtype),
-        })
-        header = (f"# SafeEdit: {self.method} on {self.model_label}\n\n"
-                  f"Data: `{self.run_info['data']}` ({summary['n_cases']} cases). Judge: `{self.judge.name}`. "
-                  f"Fluency words: {summary['fluency_tokenizer']}.")
-        self.folder.write_summary(summary, header)
+    # -- summaries ----------------------------------------------------------------------------------
+    def _general_tally(self) -> GeneralTally:
+        return GeneralTally({p.name: p.summary_key for p in self.general})
+
+    def _summary_facts(self) -> Dict[str, Any]:
+        return {"method": self.method.name, "model": self.model_label, "judge": self.judge.name,
+                "data": self.run_info["data"], "data_sha256": self.run_info["data_sha256"],
+                "generation": self.generation_info(), "suffix_system_prompt": self.suffix,
+                "dtype": str(next(self.model.parameters()).dtype), "fluency_tokenizer": word_tokenizer_name(),
+                "degenerate_rule": DEGENERATION_RULE, "general": self.general_info()}
+
+    def write_summary(self, tally: SafeEditTally, general: GeneralTally) -> Dict[str, Any]:
+        """Summarise the running totals into summary.json / summary.md (atomically); returns the summary."""
+        summary = {**self._summary_facts(), **tally.summary()}
+        extra = general.summary()
+        for side in ("pre", "post"):
+            if summary[side]:
+                summary[side].update(extra[side])
+        self._write(summary)
         return summary
 
+    def write_sequential_summary(self, rows: List[Dict[str, Any]], general: GeneralTally) -> Dict[str, Any]:
+        """The sequential run's summary: pre = vanilla, post = the last checkpoint, and the curve."""
+        first, last = rows[0], rows[-1]
+        summary = {**self._summary_facts(), "n_cases": len(first["cases"]),
+                   "case_ids": [int(i) for i in first["cases"]], "pre": dict(first["scores"]),
+                   "post": dict(last["scores"]) if last["after_edits"] else {}}
+        for key in ("DS_edited_so_far", "DS_not_yet_edited"):
+            summary["pre"].pop(key, None)
+            summary["post"].pop(key, None)
+        labels = {row["after_edits"]: (VANILLA if row["after_edits"] == 0 else f"after {row['after_edits']} edits")
+                  for row in rows}
+        curve = []
+        for row in rows:
+            point = {"after_edits": row["after_edits"], **row["scores"]}
+            per_state = general.summary(vanilla=labels[row["after_edits"]], edited=[])
+            point.update(per_state["pre"])
+            curve.append(point)
+        summary["sequential"] = curve
+        for side, n in (("pre", 0), ("post", last["after_edits"])):
+            if summary[side]:
+                summary[side].update(general.summary(vanilla=labels[n], edited=[])["pre"])
+        self._write(summary)
+        return summary
 
-def _score(rows, side: str) -> float:
-    labels = [row[side]["DS"]["label"] for row in rows]
-    return 100.0 - 100.0 * sum(labels) / len(labels) if labels else float("nan")
-
-
-def summarize_cases(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """Summary numbers (pre and post) recomputed from case lines' labels and responses."""
-    out: Dict[str, Any] = {"n_cases": len(rows), "fluency_tokenizer": word_tokenizer_name()}
-    for side in ("pre", "post"):
-        if not rows:
-            out[side] = {}
-            continue
-        scores = summarize([{k: row[side][k]["label"] for k in METRIC_KEYS} for row in rows])
-        scores["Fluency"] = fluency([[row[side][k]["response"] for k in METRIC_KEYS] for row in rows])
-        out[side] = scores
-    out["truncated_inputs"] = {side: sum(row[side][k].get("truncated", False) for row in rows for k in METRIC_KEYS)
-                               for side in ("pre", "post")}
-    return out
+    def _write(self, summary: Dict[str, Any]) -> None:
+        if not summary.get("post"):
+            return  # nothing edited yet: no table to show
+        header = (f"# SafeEdit: {self.method.name} on {self.model_label}\n\n"
+                  f"Data: `{self.run_info['data']}` ({summary['n_cases']} cases). Judge: `{self.judge.name}`. "
+                  f"Generation: {self.settings.protocol}. Fluency words: {summary['fluency_tokenizer']}.")
+        self.folder.write_summary(summary, header + "\n\n" + summary_markdown(summary))
 
 
 def evaluate(model, tok, hparams, data, out_dir: str, judge="keywords", case_ids: Optional[Sequence[int]] = None,
@@ -343,3 +588,29 @@ def evaluate(model, tok, hparams, data, out_dir: str, judge="keywords", case_ids
     dataset = data if isinstance(data, SafeEditDataset) else SafeEditDataset(data, limit=limit)
     evaluation = Evaluation(model, tok, hparams, dataset, out_dir, judge=judge, **kwargs)
     return evaluation.run(select_cases(dataset, case_ids))
+
+
+def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: str = "keywords",
+                        limit: Optional[int] = None, case_ids: Optional[Sequence[int]] = None,
+                        dtype: str = "float32", max_length: Optional[int] = None,
+                        max_output_length: Optional[int] = None,
+                        settings: Optional[EvaluationSettings] = None) -> Optional[Dict[str, Any]]:
+    """The `evaluate` command: load hparams, data, judge and model (checking each before the slow part), then run."""
+    from ..bridge.hparams import load_hparams
+    from ..files import read_yaml
+    from ..bridge.loading import load_model_and_tokenizer
+    from ..methods.registry import refuse_unsupported
+
+    settings = settings or EvaluationSettings()
+    refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
+    hparams = load_hparams(hparams_path)
+    dataset = SafeEditDataset(data_path, limit=limit)
+    cases = select_cases(dataset, case_ids)
+    judge = get_judge(judge)
+    default_length, default_output = generation_defaults(hparams)
+    generation = GenerationSettings(max_length or default_length, max_output_length or default_output,
+                                    batch_size=settings.batch_size)
+    model, tok = load_model_and_tokenizer(hparams, dtype=dtype)
+    evaluation = Evaluation(model, tok, hparams, dataset, out_dir, judge=judge, model_label=str(hparams.model_name),
+                            settings=settings, generation=generation)
+    return evaluation.run(cases)

@@ -1,0 +1,102 @@
+"""What every probe is: items to answer in a model state, a prompt format and budget for each, and a scorer.
+
+The runner (runner.py) never knows what a probe scores: for each model state it asks every probe
+for its items, generates all of them in shared batches, and hands each probe back its responses.
+A probe never calls the model. (lm-evaluation-harness's evaluator works the same way: tasks build
+requests, the evaluator runs them through the model, tasks process the results.)
+
+General-performance probes (KQA, CSum, over-refusal) register themselves with `register_probe`, so
+adding one is one new file in this folder: the CLI offers its `option`, the runner runs it, its
+lines go to general.jsonl and its percentage into the summary's pre and post.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+
+from ..dataset import SafeEditCase
+from ..prompts import Generation, Prompt
+
+VANILLA = "vanilla"
+
+
+@dataclass(frozen=True)
+class State:
+    """A model state the probes answer in: the vanilla model, one case's edit, or n sequential edits."""
+
+    label: Any  # "vanilla", the edited case's id, or "after N edits" (general.jsonl's "state")
+    cases: Tuple[SafeEditCase, ...]  # the SafeEdit cases whose inputs this state answers
+    suffix: Optional[str] = None  # appended to SafeEdit inputs (DINM's suffix system prompt after an edit)
+    general: bool = False  # whether the general-performance probes answer in this state
+    excluded_ids: Tuple[int, ...] = ()  # records whose edits the model holds (benign prompts avoid them)
+
+    @property
+    def is_vanilla(self) -> bool:
+        return self.label == VANILLA
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input a probe wants answered."""
+
+    probe: str
+    key: Any  # (case_id, metric) for SafeEdit; the item's index for the general probes
+    prompt: Prompt
+    reference: Any = None  # KQA: the answers; CSum: the reference summary; else None
+
+
+@dataclass
+class GeneralContext:
+    """What general probes are built from: the run's data, generation limits, judge and options."""
+
+    cases: Sequence[SafeEditCase]
+    max_length: int
+    tokenizer: Any
+    judge: Any
+    items_per_probe: int
+    options: Dict[str, Any] = field(default_factory=dict)
+    device: Any = "cpu"  # the evaluated model's: a probe's own judge model runs beside it
+
+
+class GeneralProbe:
+    """A general-performance probe: the same items in the vanilla state and in edited states."""
+
+    name: str = ""
+    option: Optional[str] = None  # its command-line option (e.g. "--kqa"), None when it always runs
+    option_help: str = ""
+    summary_key: str = ""  # its percentage in the summary's pre/post
+
+    @classmethod
+    def build(cls, context: GeneralContext) -> Optional["GeneralProbe"]:
+        """The probe for this run, or None when it does not run (e.g. its data file was not given)."""
+        raise NotImplementedError
+
+    def items(self, state: State) -> List[Item]:
+        """The items to answer in `state`."""
+        raise NotImplementedError
+
+    def score(self, items: Sequence[Item], responses: Sequence[Generation]) -> List[float]:
+        """One score per item (KQA 0/1, CSum ROUGE-1 in [0, 1], over-refusal 0 answered / 1 refused)."""
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, Any]:
+        """Plain facts about this probe for summary.json (data, prompt format, budget, scorer)."""
+        return {}
+
+
+GENERAL_PROBES: Dict[str, Type[GeneralProbe]] = {}
+
+
+def register_probe(cls: Type[GeneralProbe]) -> Type[GeneralProbe]:
+    """Class decorator adding a general probe (by its `name`) to the ones the runner and CLI know."""
+    if not cls.name or cls.name in GENERAL_PROBES:
+        raise ValueError(f"probe name {cls.name!r} is empty or already registered")
+    GENERAL_PROBES[cls.name] = cls
+    return cls
+
+
+def general_line(state: State, item: Item, response: Generation, score: float) -> Dict[str, Any]:
+    """One general.jsonl line."""
+    return {"state": state.label, "probe": item.probe, "index": item.key, "input": item.prompt.text,
+            "response": response.text, "reference": item.reference, "score": score}

@@ -1,0 +1,54 @@
+"""SafeEdit's five inputs as a probe: items per state, the judge's labels, Fluency and degeneration per case."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+from ..dataset import METRIC_KEYS, SafeEditCase
+from ..degeneration import is_degenerate
+from ..prompts import Generation, Prompt
+from ..metrics import case_fluency
+from .base import Item, State
+
+NAME = "SafeEdit"
+
+
+class SafeEditProbe:
+    """DS and the four DG inputs of each case a state answers for."""
+
+    name = NAME
+
+    def __init__(self, judge, max_length: int, max_output_length: int):
+        self.judge = judge
+        self.max_new = max_output_length
+        self.max_input = max_length - max_output_length
+
+    def items(self, state: State) -> List[Item]:
+        """The five inputs of each of the state's cases, with the state's suffix."""
+        return [Item(NAME, (case.case_id, key), Prompt(text, self.max_new, self.max_input))
+                for case in state.cases for key, text in case.inputs(state.suffix).items()]
+
+    def sides(self, state: State, items: Sequence[Item], responses: Sequence[Generation]) -> Dict[int, Dict[str, Any]]:
+        """Per case id: its side of a case line (each metric's input, response, label, flags; its Fluency)."""
+        labels = self.judge([g.text for g in responses])
+        by_case: Dict[int, Dict[str, Any]] = {}
+        for item, gen, label in zip(items, responses, labels):
+            case_id, key = item.key
+            by_case.setdefault(case_id, {})[key] = {
+                "input": item.prompt.text, "response": gen.text, "label": label, "truncated": gen.truncated,
+                "degenerate": is_degenerate(gen.text)}
+        for case_id, side in by_case.items():
+            side["fluency"] = case_fluency([side[k]["response"] for k in METRIC_KEYS])
+        return by_case
+
+
+def case_line(case: SafeEditCase, method: str, judge: str, pre: Dict[str, Any], post: Dict[str, Any],
+              edit: Dict[str, Any]) -> Dict[str, Any]:
+    """One cases.jsonl line."""
+    return {"case_id": case.case_id, "index": case.index, "method": method, "judge": judge,
+            "pre": pre, "post": post, "edit": edit}
+
+
+def side_labels(side: Dict[str, Any]) -> List[float]:
+    """The five labels of a case side, in METRIC_KEYS order."""
+    return [side[k]["label"] for k in METRIC_KEYS]
