@@ -1,0 +1,158 @@
+"""`easyedit-detox apply`: edit a model with SafeEdit records one after another and keep the result.
+
+Each edit starts from the model the previous ones left (EasyEdit's `sequential_edit`). The result
+is saved as a Hugging Face folder (`--save`) and/or as an edit patch holding only the changed
+tensors (`--patch`). After every edit the changed tensors' current values and the progress go to
+a state file next to the output (`<output>.apply-state.json` and `.safetensors`), so an interrupted
+run resumes after its last finished edit; the state files are removed once the outputs are written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+from ..files import file_digest, write_atomically
+from ..weights import combined_digest, digests, tensor_digest, write_back
+
+LOG = logging.getLogger(__name__)
+STATE_SUFFIX = ".apply-state"
+
+
+def apply_edits(model, tok, hparams, requests: Sequence[Dict[str, Any]], progress: bool = True,
+                start: int = 0, after_edit=None, editor=None):
+    """Apply `requests[start:]` to `model` in order, keeping each edit; returns the method runner (its originals)."""
+    from ..methods.session import Editor
+
+    editor = editor or Editor(model, tok, hparams)
+    bar = tqdm(total=len(requests), initial=start, desc=f"{editor.method.name} edits", unit="edit",
+               disable=not progress)
+    try:
+        for k in range(start, len(requests)):
+            edit = editor.keep(requests[k])
+            if after_edit is not None:
+                after_edit(k, edit)
+            bar.update(1)
+    finally:
+        bar.close()
+    return editor
+
+
+def _state_paths(output: str):
+    return output + STATE_SUFFIX + ".json", output + STATE_SUFFIX + ".safetensors"
+
+
+def _identity(hparams_path: str, data_path: str, case_ids: List[int], dtype: str, base: str) -> Dict[str, Any]:
+    return {"hparams_sha256": file_digest(hparams_path), "data_sha256": file_digest(data_path), "case_ids": case_ids,
+            "dtype": dtype, "base_fingerprint": base}
+
+
+def _save_state(json_path: str, tensors_path: str, identity, done: int, edits, model, names) -> None:
+    from safetensors.torch import save_file
+
+    params = dict(model.named_parameters())
+    tensors = {n: params[n].detach().to("cpu").contiguous() for n in names}
+    tmp = tensors_path + ".tmp"
+    save_file(tensors, tmp)
+    os.replace(tmp, tensors_path)
+    state = {"identity": identity, "done": done, "edits": edits,
+             "tensors": {n: tensor_digest(t) for n, t in tensors.items()}}
+    write_atomically(json_path, json.dumps(state, indent=1) + "\n")
+
+
+def _load_state(json_path: str, tensors_path: str, identity) -> Optional[Dict[str, Any]]:
+    if not os.path.exists(json_path):
+        return None
+    with open(json_path, encoding="utf-8") as f:
+        state = json.load(f)
+    if state.get("identity") != identity:
+        raise UserError(f"{json_path} belongs to an interrupted `apply` with other hparams, data, cases, dtype or "
+                        "base model; rerun that command to finish it, or delete the state file to start over")
+    from safetensors.torch import load_file
+
+    tensors = load_file(tensors_path) if os.path.exists(tensors_path) else {}
+    if {n: tensor_digest(t) for n, t in tensors.items()} != state["tensors"]:
+        raise UserError(f"{tensors_path} does not match {json_path} (an interrupted write?); delete both state files "
+                        "to start over")
+    state["values"] = tensors
+    return state
+
+
+def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Sequence[int]] = None,
+                     limit: Optional[int] = None, save: Optional[str] = None, patch: Optional[str] = None,
+                     dtype: str = "float32", progress: bool = True) -> str:
+    """The `apply` command; returns what it wrote, in one paragraph."""
+    from ..bridge.hparams import load_hparams
+    from ..files import read_yaml
+    from ..bridge.loading import load_model_and_tokenizer
+    from ..evaluation.dataset import SafeEditDataset
+    from ..evaluation.runner import select_cases
+    from ..methods.registry import refuse_unsupported, resolve_method
+    from .patches import make_patch
+    from .save import check_out_dir, package_version, save_model
+
+    if not save and not patch:
+        raise UserError("apply needs --save DIR (a Hugging Face model folder) and/or --patch FILE (the changed tensors)")
+    refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
+    hparams = load_hparams(hparams_path)
+    if save:
+        check_out_dir(save)
+    if patch and os.path.isdir(patch):
+        raise UserError(f"--patch {patch!r} is a folder; give a file name such as detox.safetensors")
+    cases = select_cases(SafeEditDataset(data_path, limit=limit), case_ids)
+    method = resolve_method(str(hparams.alg_name))
+    suffix = getattr(hparams, "suffix_system_prompt", None) if method.uses_suffix else None
+    requests = [case.edit_request(suffix) for case in cases]
+    model, tok = load_model_and_tokenizer(hparams, dtype=dtype)
+    base_digests = digests(model)
+    base = combined_digest(base_digests)
+    identity = _identity(hparams_path, data_path, [c.case_id for c in cases], dtype, base)
+    json_path, tensors_path = _state_paths(os.path.abspath(save or patch))
+
+    from ..methods.session import Editor
+
+    editor = Editor(model, tok, hparams, method=method, vanilla_digests=base_digests)
+    state = _load_state(json_path, tensors_path, identity)
+    start, edits = 0, []
+    if state is not None:
+        start, edits = state["done"], state["edits"]
+        values = state["values"]
+        editor.adopt({n: p.detach().clone() for n, p in model.named_parameters() if n in values})
+        write_back(model, values)
+        LOG.info("resuming after %d of %d edits from %s", start, len(requests), json_path)
+
+    def after_edit(k, edit):
+        edits.append({"case_id": cases[k].case_id, **edit.info})
+        _save_state(json_path, tensors_path, identity, k + 1, edits, model, list(editor.kept_originals))
+
+    apply_edits(model, tok, hparams, requests, progress=progress, start=start, after_edit=after_edit, editor=editor)
+    changed = editor.kept_originals
+    params = dict(model.named_parameters())
+    written = []
+    if patch:
+        made = make_patch(changed, {n: params[n] for n in changed}, base_fingerprint=base, method=method.name,
+                          hparams=_plain(hparams), record_ids=[c.case_id for c in cases],
+                          package_version=package_version())
+        made.save(patch)
+        written.append(f"patch {patch} ({len(made.names)} tensor(s))")
+    if save:
+        save_model(model, tok, save)
+        written.append(f"model folder {save}")
+    for path in (json_path, tensors_path):
+        if os.path.exists(path):
+            os.unlink(path)
+    return (f"{method.name}: {len(requests)} edit(s) applied one after another (records "
+            f"{[c.case_id for c in cases]}), {len(changed)} tensor(s) changed; wrote {' and '.join(written)}")
+
+
+def _plain(hparams) -> Dict[str, Any]:
+    import dataclasses
+
+    raw = dataclasses.asdict(hparams) if dataclasses.is_dataclass(hparams) else dict(vars(hparams))
+    return json.loads(json.dumps(raw, default=str))

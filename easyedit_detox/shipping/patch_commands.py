@@ -1,0 +1,70 @@
+"""The `patch apply` and `patch revert` commands: a model folder in, a patched (or unpatched) model folder out."""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import Callable, Union
+
+import torch
+
+from ..errors import UserError
+from .patches import Patch, apply_patch, load_patch, revert_patch
+from .save import check_out_dir, save_model
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def patch_apply(model_dir: Union[str, os.PathLike], patch_path: Union[str, os.PathLike],
+                out_dir: Union[str, os.PathLike], dtype: Union[str, torch.dtype, None] = None) -> str:
+    """Save to `out_dir` the model of `model_dir` with the patch applied; returns the folder written."""
+    return _rewrite(model_dir, patch_path, out_dir, dtype, apply_patch)
+
+
+def patch_revert(model_dir: Union[str, os.PathLike], patch_path: Union[str, os.PathLike],
+                 out_dir: Union[str, os.PathLike], dtype: Union[str, torch.dtype, None] = None) -> str:
+    """Save to `out_dir` the model of `model_dir` with the patch taken off; returns the folder written."""
+    return _rewrite(model_dir, patch_path, out_dir, dtype, revert_patch)
+
+
+def _rewrite(model_dir, patch_path, out_dir, dtype, change: Callable) -> str:
+    """Load the model, change it with the patch, save it atomically."""
+    patch = load_patch(patch_path)
+    # Checked before loading: a refusal should not cost the minutes a large model takes to load.
+    check_out_dir(out_dir)
+    model, tokenizer = load_model_folder(model_dir, parse_dtype(dtype) if dtype is not None else patch_dtype(patch))
+    change(model, patch)
+    return save_model(model, tokenizer, out_dir)
+
+
+def parse_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
+    """The torch dtype `dtype` names; UserError listing the choices otherwise."""
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.strip().lower().replace("torch.", "") in DTYPES:
+        return DTYPES[dtype.strip().lower().replace("torch.", "")]
+    raise UserError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+
+
+def patch_dtype(patch: Patch) -> torch.dtype:
+    """The dtype most of the patch's tensors have: the one to load its model in."""
+    # Most, not all: a model loaded in bfloat16 may keep a few modules in float32
+    # (transformers' _keep_in_fp32_modules), and loading in bfloat16 reproduces that.
+    counts = collections.Counter(t.dtype for t in patch.edited.values())
+    return counts.most_common(1)[0][0] if counts else torch.float32
+
+
+def load_model_folder(model_dir: Union[str, os.PathLike], dtype: torch.dtype):
+    """`(model, tokenizer)` from a Hugging Face model folder, the model in `dtype` and eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = os.fspath(model_dir)
+    if not os.path.isdir(model_dir):
+        raise UserError(f"model folder {model_dir!r} does not exist; pass a folder written by save_pretrained")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a causal LM and its tokenizer from {model_dir!r} "
+                        f"({' '.join(str(exc).split())[:300]}); pass a folder written by save_pretrained") from None
+    return model.eval(), tokenizer
