@@ -25,7 +25,7 @@ def worker(args) -> None:
     import torch
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-    from easyedit_detox.methods.restore import restore_weights
+    from easyedit_detox.weights import write_back
 
     torch.manual_seed(0)
     model, tok = build_model(SEVEN_B_SHAPE)
@@ -44,7 +44,7 @@ def worker(args) -> None:
         _, weights_copy = apply_dinm_to_model(model, tok, [req], h, return_orig_weights=True, keep_original_weight=True,
                                               strategy=args.strategy)
         elapsed = time.perf_counter() - start
-        restore_weights(model, model, weights_copy, "DINM")
+        write_back(model, weights_copy)
         if i > 0:  # the first edit warms up the allocator and kernels
             times.append(elapsed)
     print(json.dumps({"seconds": statistics.median(times), "peak_extra_mb": peak_rss_mb() - baseline}))

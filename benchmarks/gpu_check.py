@@ -34,7 +34,7 @@ def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-    from easyedit_detox.methods.restore import restore_weights
+    from easyedit_detox.weights import write_back
     from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
     from easyedit_detox.evaluation.rowwise import RowwiseEdits
     from easyedit_detox.toy import train_tokenizer
@@ -103,7 +103,7 @@ def main() -> None:
             secs, peak, (_, copy) = measure(lambda: apply_dinm_to_model(
                 model, tok, [long_request(1)], hparams(layer), return_orig_weights=True, keep_original_weight=True,
                 strategy=strategy))
-            restore_weights(model, model, copy, "DINM")
+            write_back(model, copy)
             figures.append({"what": f"edit, layer {layer} ({label})", "strategy": strategy, "seconds": secs,
                             "peak_gib": peak})
             rows.append([f"DINM edit, layer {layer} ({label}), {input_tokens}-token input",
@@ -124,14 +124,14 @@ def main() -> None:
         _, copy = apply_dinm_to_model(model, tok, [req], h, return_orig_weights=True, keep_original_weight=True,
                                       strategy="full")
         generate_responses(model, tok, suffixed, gen)
-        restore_weights(model, model, copy, "DINM")
+        write_back(model, copy)
 
     def our_case():
         generate_responses(model, tok, plain, gen)
         _, copy = apply_dinm_to_model(model, tok, [req], h, return_orig_weights=True, keep_original_weight=True)
         edits = RowwiseEdits(model)
         edits.add(0, {name: params[name] for name in copy})
-        restore_weights(model, model, copy, "DINM")
+        write_back(model, copy)
         with edits.active():
             generate_responses(model, tok, suffixed, gen, before_batch=lambda rows: edits.set_rows([0] * len(rows)))
 

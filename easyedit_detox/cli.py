@@ -1,4 +1,8 @@
-"""`easyedit-detox`: evaluate an EasyEdit method on SafeEdit, compare runs, or run the offline demo."""
+"""`easyedit-detox`: evaluate EasyEdit methods on SafeEdit, compare runs, ship detoxified models, run the demo.
+
+Argument parsing only: each command calls one function of the package. Nothing heavy is imported
+before a command runs (easyeditor only for commands that edit), so `--help` and `compare` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -30,11 +34,21 @@ def _positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the `easyedit-detox` command."""
-    parser = argparse.ArgumentParser(prog="easyedit-detox", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+DTYPES = ["float32", "float16", "bfloat16"]
+
+
+def _add_evaluate(sub) -> None:
+    from .evaluation.probes import GENERAL_PROBES  # light: plain-data modules only
 
     ev = sub.add_parser("evaluate", help="edit each SafeEdit case with an EasyEdit method and score it")
     ev.add_argument("--hparams", required=True, help="EasyEdit hparams YAML (alg_name picks the method)")
@@ -43,44 +57,105 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--judge", default="keywords", help="keywords (default) or classifier:DIR")
     ev.add_argument("--limit", type=_positive, help="only the first N records")
     ev.add_argument("--cases", type=_case_ids, help="only these record ids, e.g. 0,3,7")
-    ev.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+    ev.add_argument("--dtype", default="float32", choices=DTYPES,
                     help="dtype to load the model in (default float32, as EasyEdit)")
+    ev.add_argument("--max-length", type=_positive,
+                    help="tokens of input plus response (default: the hparams' max_length for DINM, else 2048)")
+    ev.add_argument("--max-output-length", type=_positive,
+                    help="new tokens per response (default: the hparams' max_output_length for DINM, else 600)")
+    ev.add_argument("--generation", default="greedy", choices=["greedy", "easyedit"],
+                    help="greedy (default, SAFEEDIT.md) or easyedit: as EasyEdit-git's test_safety_gen "
+                         "(the checkpoint's generation config, seeded 42) to reproduce published numbers")
     ev.add_argument("--batch-size", type=_positive, default=8, help="sequences per generate() call")
     ev.add_argument("--cases-per-batch", type=_positive, default=8,
                     help="edited cases whose post-edit responses share one batched generation")
+    ev.add_argument("--general-cases", type=_non_negative, default=10,
+                    help="edited cases (spread over the run) whose models also answer the general probes "
+                         "(KQA, CSum, over-refusal); 0 turns the general probes off (default 10)")
+    ev.add_argument("--general-items", type=_positive, default=50, help="items per general probe (default 50)")
+    for probe in GENERAL_PROBES.values():
+        if probe.option:
+            ev.add_argument(probe.option, dest=probe.option.lstrip("-").replace("-", "_"), metavar="FILE",
+                            help=probe.option_help)
+    ev.add_argument("--refusal-judge", help="refusal detector for over-refusal: keywords (default) or classifier:DIR "
+                                            "(label 1 = refused)")
+    ev.add_argument("--sequential", action="store_true",
+                    help="keep every edit: each case's edit starts from the model the previous ones left")
+    ev.add_argument("--checkpoint-every", type=_non_negative, default=0,
+                    help="with --sequential: answer every case's inputs after each T edits (default: at the end)")
     ev.add_argument("--cache", help="vanilla-response cache folder (default ~/.cache/easyedit_detox)")
     ev.add_argument("--no-cache", action="store_true", help="generate every vanilla response afresh")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
-    cmp_ = sub.add_parser("compare", help="one table of several results folders side by side")
-    cmp_.add_argument("dirs", nargs="+", help="results folders written by `evaluate`")
 
-    demo = sub.add_parser("demo", help="DINM on the embedded toy model, offline, in a few minutes")
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `easyedit-detox` command."""
+    parser = argparse.ArgumentParser(prog="easyedit-detox", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_evaluate(sub)
+
+    cmp_ = sub.add_parser("compare", help="the paper's table: several results folders side by side")
+    cmp_.add_argument("dirs", nargs="+", help="results folders written by `evaluate`")
+    cmp_.add_argument("--force", action="store_true", help="compare runs on different data, judges, generation or cases")
+    cmp_.add_argument("--latex", metavar="FILE", help="also write a LaTeX tabular")
+    cmp_.add_argument("--csv", metavar="FILE", help="also write a CSV file")
+    cmp_.add_argument("--plot", metavar="FILE.png", help="also draw grouped bars (and the sequential curve)")
+
+    ap = sub.add_parser("apply", help="detoxify and keep: edits one after another, then save the model and/or a patch")
+    ap.add_argument("--hparams", required=True, help="EasyEdit hparams YAML of the method")
+    ap.add_argument("--data", required=True, help="SafeEdit JSON file whose records to edit with")
+    ap.add_argument("--cases", type=_case_ids, help="record ids to edit with, in order, e.g. 0,3,7")
+    ap.add_argument("--limit", type=_positive, help="the first N records")
+    ap.add_argument("--save", metavar="DIR", help="write the edited model as a Hugging Face folder")
+    ap.add_argument("--patch", metavar="FILE", help="write only the changed tensors (safetensors, with metadata)")
+    ap.add_argument("--dtype", default="float32", choices=DTYPES, help="dtype to load the model in")
+    ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    patch = sub.add_parser("patch", help="put an edit patch on a base model, or take it off an edited one")
+    patch_sub = patch.add_subparsers(dest="patch_command", required=True)
+    for name, model_help in (("apply", "the base model's folder"), ("revert", "the edited model's folder")):
+        p = patch_sub.add_parser(name, help=f"{name} a patch and save the result")
+        p.add_argument("--model", required=True, help=model_help)
+        p.add_argument("--patch", required=True, help="patch file written by `apply --patch`")
+        p.add_argument("--out", required=True, help="folder for the resulting model")
+        p.add_argument("--dtype", choices=DTYPES, help="dtype to load in (default: the patch's)")
+
+    mend = sub.add_parser("train-mend", help="meta-train MEND's hypernetwork on SafeEdit (the paper's baseline)")
+    mend.add_argument("--hparams", required=True, help="MEND training YAML (hparams/TRAINING/MEND/...)")
+    mend.add_argument("--train", required=True, help="SafeEdit train JSON")
+    mend.add_argument("--val", required=True, help="SafeEdit validation JSON")
+    mend.add_argument("--out", required=True, help="folder for the checkpoint (resumed when it exists)")
+    mend.add_argument("--max-steps", type=_positive, help="stop after this many training steps")
+    mend.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    demo = sub.add_parser("demo", help="DINM, FT-L and LoRA on the embedded toy model, offline, in a few minutes")
     demo.add_argument("--out", default="results/demo", help="results folder (default results/demo)")
     demo.add_argument("--cases", type=_positive, default=None, help="how many demo cases (default: all 30)")
     return parser
 
 
 def _evaluate(args) -> int:
-    from .bridge.loading import load_model_and_tokenizer
-    from .dinm.hparams import DINMHyperParams
     from .evaluation.compare import summary_markdown
-    from .evaluation.dataset import SafeEditDataset
-    from .evaluation.generation import GenerationSettings
-    from .evaluation.judges import get_judge
-    from .evaluation.runner import EvaluationSettings, evaluate
+    from .evaluation.probes import GENERAL_PROBES
+    from .evaluation.runner import EvaluationSettings, evaluate_from_files
 
-    from .bridge.hparams import load_hparams
-
-    hparams = load_hparams(args.hparams)
-    dataset = SafeEditDataset(args.data, limit=args.limit)
-    judge = get_judge(args.judge)  # before the model loads: a bad judge fails fast
-    model, tok = load_model_and_tokenizer(hparams, dtype=args.dtype)
-    settings = EvaluationSettings(cases_per_batch=args.cases_per_batch, cache_dir=args.cache,
-                                  use_cache=not args.no_cache, progress=not args.no_progress)
-    generation = GenerationSettings(hparams.max_length, hparams.max_output_length, batch_size=args.batch_size)
-    summary = evaluate(model, tok, hparams, dataset, args.out, judge=judge, case_ids=args.cases,
-                       model_label=str(hparams.model_name), settings=settings, generation=generation)
+    options = {}
+    for probe in GENERAL_PROBES.values():
+        if probe.option:
+            key = probe.option.lstrip("-").replace("-", "_")
+            if getattr(args, key, None):
+                options[{"benign": "benign"}.get(key, key)] = getattr(args, key)
+    if args.refusal_judge:
+        options["refusal_judge"] = args.refusal_judge
+    settings = EvaluationSettings(batch_size=args.batch_size, cases_per_batch=args.cases_per_batch,
+                                  cache_dir=args.cache, use_cache=not args.no_cache, progress=not args.no_progress,
+                                  protocol=args.generation, general_cases=args.general_cases,
+                                  general_items=args.general_items, general_options=options,
+                                  sequential=args.sequential, checkpoint_every=args.checkpoint_every)
+    summary = evaluate_from_files(args.hparams, args.data, args.out, judge=args.judge, limit=args.limit,
+                                  case_ids=args.cases, dtype=args.dtype, max_length=args.max_length,
+                                  max_output_length=args.max_output_length, settings=settings)
     if summary is not None:  # rank 0 (or the only process)
         print(f"{summary['method']} on {summary['model']}, {summary['n_cases']} cases, judge {summary['judge']}")
         print(summary_markdown(summary))
@@ -89,9 +164,35 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from .evaluation.compare import compare_table
+    from .evaluation.compare import run_compare
 
-    print(compare_table(args.dirs))
+    print(run_compare(args.dirs, force=args.force, latex=args.latex, csv=args.csv, plot=args.plot))
+    return 0
+
+
+def _apply(args) -> int:
+    from .shipping.apply import apply_from_files
+
+    print(apply_from_files(args.hparams, args.data, case_ids=args.cases, limit=args.limit, save=args.save,
+                           patch=args.patch, dtype=args.dtype, progress=not args.no_progress))
+    return 0
+
+
+def _patch(args) -> int:
+    from .shipping.patch_commands import patch_apply, patch_revert
+
+    command = patch_apply if args.patch_command == "apply" else patch_revert
+    out = command(args.model, args.patch, args.out, dtype=args.dtype)
+    print(f"wrote {out}")
+    return 0
+
+
+def _train_mend(args) -> int:
+    from .methods.mend_training import train_mend
+
+    path = train_mend(args.hparams, args.train, args.val, args.out, max_steps=args.max_steps,
+                      progress=not args.no_progress)
+    print(f"MEND checkpoint: {path} (point the MEND hparams' archive at it)")
     return 0
 
 
@@ -102,24 +203,32 @@ def _demo(args) -> int:
     return 0
 
 
+COMMANDS = {"evaluate": _evaluate, "compare": _compare, "apply": _apply, "patch": _patch,
+            "train-mend": _train_mend, "demo": _demo}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (2 for bad input, with a one-line message)."""
     args = build_parser().parse_args(argv)
-    try:
-        from .errors import UserError
-    except ImportError as exc:  # easyeditor missing: the package's import explains how to install it
-        print(f"easyedit-detox: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    # After the import: easyeditor calls logging.basicConfig(level=INFO) when it loads.
+    from .errors import UserError
+
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        return {"evaluate": _evaluate, "compare": _compare, "demo": _demo}[args.command](args)
+        return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"easyedit-detox: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except ImportError as exc:
+        from .upstream import INSTALL_HINT
+
+        if INSTALL_HINT not in str(exc):
+            raise
+        # easyeditor missing or broken: the message says how to install it.
+        print(f"easyedit-detox: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("easyedit-detox: interrupted; finished cases are saved, run the same command to resume",
-              file=sys.stderr)
+        print("easyedit-detox: interrupted; finished work is saved, run the same command to resume", file=sys.stderr)
         return 130
 
 

@@ -7,6 +7,7 @@ and prints the pre/post table with the judge named.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -14,19 +15,20 @@ import time
 from importlib import resources
 from typing import Callable, Optional
 
-from .methods.restore import restore_weights
 from .dinm import DINMHyperParams, apply_dinm_to_model
+from .errors import UserError
+from .evaluation.compare import run_compare
+from .files import write_atomically
 from .dinm.locate import layer_distances
-from .evaluation.compare import summary_markdown
 from .evaluation.dataset import SafeEditDataset
 from .evaluation.generation import GenerationSettings, generate_responses
 from .evaluation.runner import EvaluationSettings, evaluate
 from .toy import sample_path
+from .weights import write_back
 
 TOY_DESCRIPTION = ("the embedded toy model: a 4-layer, width-128 LLaMA (about 1M parameters) trained by "
                    "scripts/build_demo_model.py to memorise the unsafe answers of the 30 bundled SafeEdit "
                    "records; it is not a language model")
-_OWN_FILES = {"cases.jsonl", "summary.json", "summary.md", "run.json", "vanilla-cache"}
 
 
 def asset(*parts: str) -> str:
@@ -69,7 +71,7 @@ def show_one_instance(model, tok, hparams, case, write: Callable[[str], None]) -
                                           keep_original_weight=True, report=report)
     seconds = time.perf_counter() - start
     after = generate_responses(model, tok, [request["prompt"]], settings)[0].text
-    restore_weights(model, model, weights_copy, "DINM")  # part 2 starts from the vanilla model
+    write_back(model, weights_copy)  # part 2 starts from the vanilla model
 
     write(f"## 1. One SafeEdit instance (record {case.case_id}, {case.record['unsafety category']})\n")
     write(f"adversarial prompt: {_short(case.eval_inputs['DS'])}")
@@ -85,26 +87,83 @@ def show_one_instance(model, tok, hparams, case, write: Callable[[str], None]) -
     write(f"\nedited answer (input + suffix system prompt): {_short(after)}\n")
 
 
+DEMO_MARKER = ".easyedit-detox-demo"
+METHODS = (("DINM", "dinm-toy.yaml"), ("FT-L", "ft-toy.yaml"), ("LoRA", "lora-toy.yaml"))
+
+
+def claim_folder(out_dir: str) -> None:
+    """Make `out_dir` the demo's: create it (marked), or empty a folder an earlier demo marked; refuse any other."""
+    marker = os.path.join(out_dir, DEMO_MARKER)
+    if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir) or not os.path.exists(marker):
+            raise UserError(f"{out_dir!r} exists and was not written by the demo; the demo never deletes what it did "
+                            "not create: pass another --out, or remove that folder yourself")
+        with open(marker, encoding="utf-8") as f:
+            owned = json.load(f).get("entries", [])
+        for name in owned:  # only what the demo wrote there
+            path = os.path.join(out_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
+    else:
+        os.makedirs(out_dir)
+    entries = [name for _, name in _outputs()] + ["vanilla-cache", "compare.png", "compare.csv", "compare.tex",
+                                                  "demo.log"]
+    write_atomically(marker, json.dumps({"written_by": "easyedit-detox demo", "entries": entries}) + "\n")
+
+
+def _outputs():
+    return [(label, label.lower()) for label, _ in METHODS]
+
+
+def load_method_hparams(file_name: str, model_folder: str):
+    """The demo's hparams for one method, in the installed EasyEdit's format, pointed at the toy model."""
+    from .bridge.hparams import load_hparams
+    from .upstream import flavour
+
+    folder = "git" if flavour() == "git" and file_name != "dinm-toy.yaml" else ""
+    hparams = load_hparams(asset(folder, file_name) if folder else asset(file_name))
+    hparams.model_name = model_folder
+    return hparams
+
+
 def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None,
-             write: Callable[[str], None] = lambda line: sys.stdout.write(line + "\n")) -> dict:
-    """Run both parts of the demo; returns the evaluation summary."""
+             write: Callable[[str], None] = lambda line: sys.stdout.write(line + "\n")) -> str:
+    """Run both parts of the demo; returns the comparison table."""
     started = time.perf_counter()
+    claim_folder(out_dir)
     model, tok, hparams = load_toy()
     dataset = SafeEditDataset(sample_path(), limit=n_cases)
-    write(f"# easyedit-detox demo: DINM on {TOY_DESCRIPTION}.\n")
+    write(f"# easyedit-detox demo: {TOY_DESCRIPTION}.\n")
     show_one_instance(model, tok, hparams, dataset[0], write)
 
-    if os.path.isdir(out_dir) and set(os.listdir(out_dir)) <= _OWN_FILES:
-        shutil.rmtree(out_dir)  # the demo's own folder from an earlier run: start afresh
-    write(f"## 2. SafeEdit evaluation of DINM on {len(dataset)} cases (results in {out_dir}/)\n")
-    summary = evaluate(model, tok, hparams, dataset, out_dir, judge="keywords", model_label="toy model (embedded)",
-                       settings=EvaluationSettings(cache_dir=os.path.join(out_dir, "vanilla-cache"),
-                                                   cases_per_batch=8))
+    write(f"## 2. SafeEdit evaluation of DINM, FT-L and LoRA on {len(dataset)} cases (results in {out_dir}/)\n")
+    settings = dict(cache_dir=os.path.join(out_dir, "vanilla-cache"), cases_per_batch=8, general_cases=3,
+                    general_items=10)
+    # One generation protocol for all three (the toy's limits, from dinm-toy.yaml), so the runs compare.
+    generation = GenerationSettings(hparams.max_length, hparams.max_output_length, batch_size=8)
+    folders = []
+    for (label, file_name), (_, folder) in zip(METHODS, _outputs()):
+        method_hparams = hparams if label == "DINM" else load_method_hparams(file_name, asset("toy_model"))
+        write(f"- {label}: {_describe(method_hparams)}")
+        evaluate(model, tok, method_hparams, dataset, os.path.join(out_dir, folder), judge="keywords",
+                 model_label="toy model (embedded)", settings=EvaluationSettings(**settings), generation=generation)
+        folders.append(os.path.join(out_dir, folder))
+    table = run_compare(folders, plot=os.path.join(out_dir, "compare.png"))
+    write("")
     write(f"model: {TOY_DESCRIPTION}")
-    write(f"data: the first {summary['n_cases']} records of the SafeEdit test split (bundled, CC BY-NC-SA 4.0)")
-    write("judge: keywords (a response with a refusal phrase counts safe); pre = vanilla model on the plain "
-          "inputs, post = each case's DINM-edited model on the inputs with the suffix system prompt\n")
-    write(summary_markdown(summary))
+    write(f"data: the first {len(dataset)} records of the SafeEdit test split (bundled, CC BY-NC-SA 4.0)")
+    write("judge: keywords (a response with a refusal phrase counts safe); pre = the vanilla model on the plain "
+          "inputs, post = each case's edited model (DINM: on the inputs with the suffix system prompt). "
+          "OverRefusal: benign SafeEdit instructions refused (keyword judge), on the vanilla model and 3 edited "
+          "ones; Degenerate: empty or looping responses; *_strict: a degenerate response counts as unsafe.\n")
+    write(table)
     write(f"\ndone in {time.perf_counter() - started:.0f}s. The toy model shows the mechanics, not a result "
           "about real models: see the README for evaluating a real checkpoint.")
-    return summary
+    return table
+
+
+def _describe(hparams) -> str:
+    keys = ("layers", "num_steps", "lr", "rewrite_module_tmp", "target_modules", "rank", "lora_type")
+    return ", ".join(f"{k} {getattr(hparams, k)}" for k in keys if hasattr(hparams, k))
