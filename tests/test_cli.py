@@ -31,7 +31,7 @@ def write_hparams(tmp_path, model_dir, name="h.yaml", **changes):
 
 def evaluate_args(hparams, data, out, *extra):
     return ["evaluate", "--hparams", hparams, "--data", data, "--out", str(out), "--no-progress",
-            "--cache", str(out) + "-cache", *extra]
+            "--cache", str(out) + "-cache", "--general-cases", "0", *extra]
 
 
 def comparable(folder):
@@ -44,15 +44,36 @@ def comparable(folder):
 
 def test_evaluate_then_compare(tiny_llama_dir, tmp_path, capsys):
     h = write_hparams(tmp_path, tiny_llama_dir)
-    assert main(evaluate_args(h, sample_path(), tmp_path / "a", "--limit", "2")) == 0
+    h2 = write_hparams(tmp_path, tiny_llama_dir, name="h2.yaml", lr=5e-2)
+    assert main(evaluate_args(h, sample_path(), tmp_path / "a", "--cases", "4,6")) == 0
     out = capsys.readouterr().out
     assert "DINM on" in out and "judge keywords" in out and "| DS |" in out
-    assert main(evaluate_args(h, sample_path(), tmp_path / "b", "--cases", "4,6")) == 0
+    assert main(evaluate_args(h2, sample_path(), tmp_path / "b", "--cases", "4,6")) == 0
     assert [r["case_id"] for r in comparable(tmp_path / "b")] == [4, 6]
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
-    table = capsys.readouterr().out
-    assert table.count("DINM") >= 2 and "DS" in table
+    table = capsys.readouterr().out.splitlines()
+    rows = [line for line in table if line.startswith(f"| {tmp_path}")]
+    summaries = []
+    for name in ("a", "b"):
+        with open(tmp_path / name / "summary.json") as f:
+            summaries.append(json.load(f))
+    # One row per run, each with that run's own numbers.
+    assert len(rows) == 2
+    for row, summary in zip(rows, summaries):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "DINM" and cells[3] == f"{summary['pre']['DS']:.2f} -> {summary['post']['DS']:.2f}"
+
+
+def test_compare_refuses_runs_on_different_cases_in_one_line(tiny_llama_dir, tmp_path, capsys):
+    h = write_hparams(tmp_path, tiny_llama_dir)
+    assert main(evaluate_args(h, sample_path(), tmp_path / "a", "--cases", "1")) == 0
+    assert main(evaluate_args(h, sample_path(), tmp_path / "b", "--cases", "2")) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "case_ids" in err and "--force" in err
+    assert main(["compare", "--force", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
 
 
 def bad_inputs(tmp_path, model_dir):
@@ -102,4 +123,35 @@ def test_two_processes_equal_one(tiny_llama_dir, tmp_path):
     assert comparable(tmp_path / "two") == comparable(tmp_path / "one")
     with open(tmp_path / "one" / "summary.json") as f, open(tmp_path / "two" / "summary.json") as g:
         assert json.load(f) == json.load(g)
-    assert sorted(os.listdir(tmp_path / "two")) == ["cases.jsonl", "run.json", "summary.json", "summary.md"]
+    assert sorted(os.listdir(tmp_path / "two")) == ["cases.jsonl", "general.jsonl", "run.json", "summary.json",
+                                                    "summary.md"]
+
+
+def test_help_and_compare_answer_at_once(tmp_path):
+    """`--help` under 2 s and `compare` under 3 s: neither imports easyeditor, torch or transformers."""
+    import time
+
+    from test_compare import summary, write_run
+
+    exe = os.path.join(os.path.dirname(sys.executable), "easyedit-detox")
+    run_dir = write_run(tmp_path, "run", summary())
+    for args, limit in ((["--help"], 2.0), (["evaluate", "--help"], 2.0), (["compare", run_dir], 3.0)):
+        started = time.perf_counter()
+        proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
+        seconds = time.perf_counter() - started
+        assert proc.returncode == 0, proc.stderr
+        assert seconds < limit, (args, seconds)
+    code = ("import sys\nfrom easyedit_detox.cli import main\nmain(['compare', sys.argv[1]])\n"
+            "print(sorted(m for m in ('easyeditor', 'torch', 'transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, run_dir], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_method_that_cannot_edit_safeedit_requests_is_refused_before_any_work(tmp_path, capsys):
+    rome = tmp_path / "rome.yaml"
+    rome.write_text("alg_name: ROME\nmodel_name: /nonexistent/model\n")
+    out = tmp_path / "out"
+    assert main(["evaluate", "--hparams", str(rome), "--data", sample_path(), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'ROME' cannot edit SafeEdit requests" in err and "subject" in err
+    assert not out.exists()

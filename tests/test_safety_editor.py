@@ -2,45 +2,53 @@
 
 import os
 
+import pytest
 import torch
 import yaml
 
-from easyedit_detox import DINMHyperParams
-from easyedit_detox.bridge.safety_editor import SafetyEditor
-from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
+from easyedit_detox import DINMHyperParams, SafetyEditor
+from easyedit_detox.errors import UserError
+from test_generation import manual_greedy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GENERAL = ("test input of only harmful question", "test input of other attack prompt input",
+           "test input of other question input", "test input of other questions and attack prompts")
 
 
 def hparams_for(tmp_path, folder):
     with open(os.path.join(ROOT, "hparams", "DINM", "llama-7b.yaml")) as f:
         raw = yaml.safe_load(f)
-    raw.update(model_name=folder, device="cpu", tokenizer_class="AutoTokenizer", max_length=320, max_output_length=10,
+    raw.update(model_name=folder, device="cpu", tokenizer_class="AutoTokenizer", max_length=2048, max_output_length=10,
                lr=5e-2, num_steps=4)
     (tmp_path / "h.yaml").write_text(yaml.safe_dump(raw))
     return DINMHyperParams.from_hparams(str(tmp_path / "h.yaml"))
 
 
-def easyedit_style_call(editor, hparams, data, keep):
-    """As in EasyEdit's examples/run_safety_editing.py (test_DINM)."""
+def easyedit_style_batch(editor, hparams, records, keep):
+    """As in EasyEdit's examples/run_safety_editing.py (test_DINM), for several records at once."""
     suffix = hparams.suffix_system_prompt
-    general = [data["generalization test"][k] for k in (
-        "test input of only harmful question", "test input of other attack prompt input",
-        "test input of other question input", "test input of other questions and attack prompts")]
+    general = [[r["generalization test"][k] for k in GENERAL] for r in records]
     return editor.edit(
         editing_method="DINM",
-        prompts=[data["adversarial prompt"]],
-        prompts_with_systemPrompt=[data["adversarial prompt"] + " " + suffix],
-        target_new=[data["safe generation"]],
-        ground_truth=[data["unsafe generation"]],
+        prompts=[r["adversarial prompt"] for r in records],
+        prompts_with_systemPrompt=[r["adversarial prompt"] + " " + suffix for r in records],
+        target_new=[r["safe generation"] for r in records],
+        ground_truth=[r["unsafe generation"] for r in records],
         locality_inputs={"general knowledge constraint": {
-            "prompt": [data["knowledge constrain"]["prompt"]], "ground_truth": [data["knowledge constrain"]["answer"]]}},
+            "prompt": [r["knowledge constrain"]["prompt"] for r in records],
+            "ground_truth": [r["knowledge constrain"]["answer"] for r in records]}},
         locality_inputs_with_systemPrompt={"general knowledge constraint": {
-            "prompt": [data["knowledge constrain"]["prompt"] + " " + suffix],
-            "ground_truth": [data["knowledge constrain"]["answer"]]}},
-        general_prompt=[general],
-        general_prompt_with_systemPrompt=[[g + " " + suffix for g in general]],
-        keep_original_weight=keep, case_id=[data["id"]])
+            "prompt": [r["knowledge constrain"]["prompt"] + " " + suffix for r in records],
+            "ground_truth": [r["knowledge constrain"]["answer"] for r in records]}},
+        general_prompt=general,
+        general_prompt_with_systemPrompt=[[g + " " + suffix for g in gs] for gs in general],
+        keep_original_weight=keep, case_id=[r["id"] for r in records])
+
+
+def greedy_text(model, tok, text, max_new):
+    """The expected response, by an argmax loop written in the test (not the package's generation code)."""
+    ids = manual_greedy(model, tok, text, max_new)
+    return tok.decode([t for t in ids if t != tok.eos_token_id], skip_special_tokens=True).strip()
 
 
 def test_safety_editor_loads_by_class_and_answers_like_easyedit(tiny_llama_dir, tmp_path, safeedit_records):
@@ -49,16 +57,33 @@ def test_safety_editor_loads_by_class_and_answers_like_easyedit(tiny_llama_dir, 
     assert type(editor.model).__name__ == "LlamaForCausalLM" and next(editor.model.parameters()).device.type == "cpu"
     before = {n: p.detach().clone() for n, p in editor.model.named_parameters()}
     record = safeedit_records[2]
-    metrics, edited, weights_copy = easyedit_style_call(editor, h, record, keep=True)
+    metrics, edited, weights_copy = easyedit_style_batch(editor, h, [record], keep=True)
     assert len(metrics) == 1 and metrics[0]["case_id"] == record["id"]
     keys = ["DS", "DG_onlyQ", "DG_otherA", "DG_otherQ", "DG_otherAQ"]
     assert list(metrics[0]["pre"]) == keys and list(metrics[0]["post"]) == keys
-    settings = GenerationSettings(h.max_length, h.max_output_length)
-    vanilla = generate_responses(editor.model, editor.tok, [record["adversarial prompt"]], settings)[0].text
-    assert metrics[0]["pre"]["DS"] == vanilla
+    model, tok = editor.model, editor.tok
+    assert metrics[0]["pre"]["DS"] == greedy_text(model, tok, record["adversarial prompt"], 10)
+    assert metrics[0]["pre"]["DG_onlyQ"] == greedy_text(model, tok, record["generalization test"][GENERAL[0]], 10)
     assert metrics[0]["requested_rewrite"]["prompt"].endswith(h.suffix_system_prompt)
-    assert set(weights_copy) == {f"model.layers.{metrics[0]['edit']['layers'][0]}.mlp.down_proj.weight"}
+    layer = metrics[0]["edit"]["layers"][0]
+    assert set(weights_copy) == {f"model.layers.{layer}.mlp.down_proj.weight"}
     assert all(torch.equal(p, before[n]) for n, p in editor.model.named_parameters())  # restored
+
+
+def test_post_responses_come_from_the_edited_model(tiny_llama, tiny_llama_dir, tmp_path, safeedit_records):
+    import copy
+
+    from dinm_reference import make_request
+    from easyedit_detox import apply_dinm_to_model
+
+    model, tok = tiny_llama
+    h = hparams_for(tmp_path, tiny_llama_dir)
+    reference = copy.deepcopy(model)
+    record = safeedit_records[1]
+    metrics, _, _ = easyedit_style_batch(SafetyEditor(h, model=model, tok=tok), h, [record], keep=True)
+    apply_dinm_to_model(reference, tok, [make_request(record, h.suffix_system_prompt)], h)
+    suffixed = record["adversarial prompt"] + " " + h.suffix_system_prompt
+    assert metrics[0]["post"]["DS"] == greedy_text(reference, tok, suffixed, 10)
 
 
 def test_safety_editor_keeps_edits_without_keep_original_weight(tiny_llama, tmp_path, safeedit_records, tiny_llama_dir):
@@ -66,7 +91,15 @@ def test_safety_editor_keeps_edits_without_keep_original_weight(tiny_llama, tmp_
     h = hparams_for(tmp_path, tiny_llama_dir)
     editor = SafetyEditor(h, model=model, tok=tok)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    metrics, edited, weights_copy = easyedit_style_call(editor, h, safeedit_records[0], keep=False)
+    metrics, edited, weights_copy = easyedit_style_batch(editor, h, [safeedit_records[0]], keep=False)
     assert edited is model and weights_copy == {}
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert len(changed) == 1 and changed[0].endswith("mlp.down_proj.weight")
+
+
+def test_mismatched_lists_are_refused(tiny_llama, tmp_path, safeedit_records, tiny_llama_dir):
+    model, tok = tiny_llama
+    h = hparams_for(tmp_path, tiny_llama_dir)
+    editor = SafetyEditor(h, model=model, tok=tok)
+    with pytest.raises(UserError, match="target_new has 2 item"):
+        editor.edit(editing_method="DINM", prompts=["a"], prompts_with_systemPrompt=["a s"], target_new=["x", "y"])
