@@ -203,8 +203,18 @@ def _demo(args) -> int:
     return 0
 
 
+def _quiet_model_loading() -> None:
+    # transformers 5 draws a "Loading weights" bar on stderr at every from_pretrained (4.x does not for one
+    # shard); stderr is for the command's own progress bars and its one-line errors.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 COMMANDS = {"evaluate": _evaluate, "compare": _compare, "apply": _apply, "patch": _patch,
             "train-mend": _train_mend, "demo": _demo}
+# Commands that load a model (and so import transformers); `compare` must not.
+MODEL_COMMANDS = ("evaluate", "apply", "patch", "train-mend", "demo")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -215,6 +225,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
+        if args.command in MODEL_COMMANDS:
+            _quiet_model_loading()
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"easyedit-detox: error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -138,7 +138,9 @@ def train_sentencepiece_tokenizer(folder: str, texts: Iterable[str] | None = Non
     path = os.path.join(folder, "tokenizer.model")
     with open(path, "wb") as f:
         f.write(buffer.getvalue())
-    return LlamaTokenizer(vocab_file=path, legacy=True)
+    # from_pretrained, not LlamaTokenizer(vocab_file=...): transformers 5's LlamaTokenizer is tokenizers-backed and
+    # ignores vocab_file (it encodes everything to []); from_pretrained converts tokenizer.model in both.
+    return LlamaTokenizer.from_pretrained(folder, legacy=True, add_bos_token=True)
 
 
 def save_tiny_sentencepiece_llama(folder: str, seed: int = 0, **shape) -> str:

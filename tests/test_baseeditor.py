@@ -65,7 +65,8 @@ def edit_args(record):
                     "ground_truth": [req["locality"]["general knowledge constraint"]["ground_truth"]]}})
 
 
-@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("keep", [True, pytest.param(False, marks=pytest.mark.pypi_only(
+    "git's BaseEditor restores the weights after every edit unless sequential_edit=True"))])
 def test_baseeditor_loads_by_name_edits_and_restores(tiny_gpt2_dir, safeedit_records, cuda_to_cpu, tmp_path, keep):
     from easyeditor import BaseEditor
 
@@ -83,6 +84,7 @@ def test_baseeditor_loads_by_name_edits_and_restores(tiny_gpt2_dir, safeedit_rec
         assert changed == {f"transformer.h.{layer}.mlp.c_proj.weight", f"transformer.h.{layer}.mlp.c_proj.bias"}
 
 
+@pytest.mark.pypi_only("keep_original_weight=False keeps the edit only in PyPI's BaseEditor (git: sequential_edit)")
 def test_baseeditor_loads_llama_by_name(safeedit_records, cuda_to_cpu, tmp_path):
     from easyeditor import BaseEditor
 
@@ -100,4 +102,38 @@ def test_baseeditor_loads_llama_by_name(safeedit_records, cuda_to_cpu, tmp_path)
     editor.edit(**edit_args(safeedit_records[1]), keep_original_weight=True, verbose=False)
     assert torch.equal(weight, before)
     editor.edit(**edit_args(safeedit_records[1]), keep_original_weight=False, verbose=False)
+    assert not torch.equal(weight, before)
+
+
+@pytest.mark.git_only("git's BaseEditor keeps an edit only with sequential_edit=True")
+def test_git_baseeditor_keeps_edits_only_when_sequential(tiny_gpt2_dir, safeedit_records, cuda_to_cpu, tmp_path):
+    from easyeditor import BaseEditor
+
+    editor = BaseEditor.from_hparams(DINMHyperParams.from_hparams(dinm_yaml(tmp_path, tiny_gpt2_dir, [])))
+    before = {n: p.detach().clone() for n, p in editor.model.named_parameters()}
+    editor.edit(**edit_args(safeedit_records[0]), keep_original_weight=False, verbose=False)
+    assert all(torch.equal(p, before[n]) for n, p in editor.model.named_parameters())
+    editor.edit(**edit_args(safeedit_records[0]), sequential_edit=True, verbose=False)
+    changed = {n for n, p in editor.model.named_parameters() if not torch.equal(p, before[n])}
+    layer = sorted(changed)[0].split(".")[2]
+    assert changed == {f"transformer.h.{layer}.mlp.c_proj.weight", f"transformer.h.{layer}.mlp.c_proj.bias"}
+
+
+@pytest.mark.git_only("git's BaseEditor keeps an edit only with sequential_edit=True")
+def test_git_baseeditor_loads_llama_by_name(safeedit_records, cuda_to_cpu, tmp_path):
+    from easyeditor import BaseEditor
+
+    from easyedit_detox.toy import save_tiny_sentencepiece_llama
+
+    folder = save_tiny_sentencepiece_llama(str(tmp_path / "tiny-llama"))
+    with open(os.path.join(ROOT, "hparams", "DINM", "llama-7b.yaml")) as f:
+        raw = yaml.safe_load(f)
+    raw.update(model_name=folder, max_length=1024, lr=1e-2, num_steps=2, layers=[2])
+    (tmp_path / "h.yaml").write_text(yaml.safe_dump(raw))
+    editor = BaseEditor.from_hparams(DINMHyperParams.from_hparams(str(tmp_path / "h.yaml")))
+    weight = editor.model.model.layers[2].mlp.down_proj.weight
+    before = weight.detach().clone()
+    editor.edit(**edit_args(safeedit_records[1]), keep_original_weight=False, verbose=False)
+    assert torch.equal(weight, before)
+    editor.edit(**edit_args(safeedit_records[1]), sequential_edit=True, verbose=False)
     assert not torch.equal(weight, before)

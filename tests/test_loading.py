@@ -36,7 +36,11 @@ def test_model_parallel_loads_with_a_device_map_and_edits(tiny_llama_dir, safeed
     h = hparams("llama", model_name=tiny_llama_dir, model_class="LlamaForCausalLM", tokenizer_class="AutoTokenizer",
                 model_parallel=True, layers=[2], num_steps=2)
     model, tok = load_model_and_tokenizer(h)
-    assert getattr(model, "hf_device_map", None)  # accelerate placed it (all on the CPU here)
+    # accelerate placed it (all on the CPU here); transformers 5 records hf_device_map only for maps that
+    # span several devices (it dispatches only those), 4.x always.
+    import transformers
+    if int(transformers.__version__.split(".")[0]) < 5:
+        assert getattr(model, "hf_device_map", None)
     before = model.model.layers[2].mlp.down_proj.weight.detach().clone()
     apply_dinm_to_model(model, tok, [make_request(safeedit_records[0])], h)
     assert not torch.equal(model.model.layers[2].mlp.down_proj.weight, before)

@@ -11,7 +11,15 @@ def main() -> int:
     import easyedit_detox  # noqa: F401  (raises an install hint when easyeditor cannot import)
 
     names = ("torch", "transformers", "easyeditor", "peft", "accelerate", "nltk")
-    sys.stdout.write("environment ok: " + ", ".join(f"{n} {md.version(n)}" for n in names) + "\n")
+    def version(name):
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:  # EasyEdit from git, on sys.path: no metadata
+            from easyedit_detox import upstream
+
+            return f"({upstream.flavour()}, {upstream.easyeditor().__path__[0]})"
+
+    sys.stdout.write("environment ok: " + ", ".join(f"{n} {version(n)}" for n in names) + "\n")
     return 0
 
 
