@@ -399,3 +399,43 @@ def test_stale_rank_markers_never_trigger_a_merge(tiny_llama, tiny_llama_dir, tm
         run(model, tok, tiny_hparams(tiny_llama_dir), out, tmp_path / "cache", limit=2, rank=0, world_size=2,
             run_id="this-launch", merge_timeout_s=1.0, cases_per_batch=1)
     assert not (out / "summary.json").exists() and (out / "rank0.done").read_text().strip() == "this-launch"
+
+
+def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_result(tiny_llama_dir, tmp_path):
+    """Six SIGKILLs at seeded random moments of one evaluation; the resumed run equals an uninterrupted one."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import evaluate_args, write_hparams
+
+    h = write_hparams(tmp_path, tiny_llama_dir, num_steps=2)
+
+    def command(out):
+        return [sys.executable, "-m", "easyedit_detox.cli"] + evaluate_args(
+            h, sample_path(), out, "--limit", "8", "--cases-per-batch", "1", "--batch-size", "2")
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    started = time.perf_counter()
+    subprocess.run(command(tmp_path / "whole"), check=True, env=env, capture_output=True, timeout=600)
+    duration = time.perf_counter() - started
+    out = tmp_path / "killed"
+    rng = random.Random(1350)
+    kills = 0
+    while kills < 6:
+        proc = subprocess.Popen(command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.25, 0.75) * duration)
+        if proc.poll() is not None:
+            break  # it finished before this kill: nothing left to interrupt
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    print(f"{kills} kills, uninterrupted run {duration:.1f} s")
+    assert kills == 6
+    subprocess.run(command(out), check=True, env=env, capture_output=True, timeout=600)
+    assert without_timings(lines(out)) == without_timings(lines(tmp_path / "whole"))
+    with open(out / "summary.json") as f, open(tmp_path / "whole" / "summary.json") as g:
+        assert json.load(f) == json.load(g)
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]

@@ -22,7 +22,7 @@ from ..evaluation.dataset import METRIC_KEYS
 from ..evaluation.generation import GenerationSettings, generate_responses
 from ..evaluation.runner import generation_defaults
 from ..methods.registry import resolve_method
-from ..methods.session import Editor
+from ..methods.session import Editor, generation_model
 from ..upstream import easyeditor
 from .loading import load_model_and_tokenizer
 
@@ -127,8 +127,7 @@ class SafetyEditor(BaseEditor):
         for i in range(n):
             if keep_original_weight:
                 with self.editor.edited(requests[i]) as edit:
-                    model = edit.model if hasattr(edit.model, "generate") else self.model
-                    post = self._responses(model, post_inputs[i])
+                    post = self._responses(generation_model(edit, self.model), post_inputs[i])
                     weights_copy = edit.originals
                     info = edit.info
             else:

@@ -142,6 +142,17 @@ class ResultsFolder:
         self.suffix = suffix
         for name in (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE):
             repair_tail(self.path(name))
+        self._drop_stale_temporaries()
+
+    def _drop_stale_temporaries(self) -> None:
+        """Remove temporary files an atomic write of ours left when its process was killed mid-write."""
+        ours = (SUMMARY_FILE, SUMMARY_MD, RUN_FILE, CASES_FILE, GENERAL_FILE)
+        for name in os.listdir(self.folder):
+            if name.startswith(".tmp-") and name.endswith(tuple("-" + o for o in ours)):
+                try:
+                    os.unlink(os.path.join(self.folder, name))
+                except OSError:
+                    pass
 
     def path(self, name: str) -> str:
         """Path of results file `name` for this process (`cases.rank1.jsonl` under torchrun rank 1)."""

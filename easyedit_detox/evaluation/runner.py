@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..files import file_digest
 from ..methods.device_scope import model_device
 from ..methods.registry import Method, resolve_method
-from ..methods.session import Editor
+from ..methods.session import Editor, generation_model
 from ..weights import combined_digest, digests
 from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
 from .compare import summary_markdown
@@ -170,7 +170,9 @@ class Evaluation:
         s = self.settings
         self.general_ids = self._general_case_ids(cases)
         held = [c.case_id for c in cases] if s.sequential else self.general_ids
-        context = GeneralContext(cases=list(self.dataset), max_length=self.gen.max_length, tokenizer=self.tok,
+        # Benign prompts may come from any record of the file, also beyond --limit.
+        pool = list(SafeEditDataset(self.dataset.path)) if s.general_cases > 0 else []
+        context = GeneralContext(cases=pool, max_length=self.gen.max_length, tokenizer=self.tok,
                                  judge=self.judge, items_per_probe=s.general_items,
                                  options={**s.general_options, "edited_ids": held}, device=model_device(self.model))
         self.general = [p for p in (cls.build(context) for cls in GENERAL_PROBES.values())
@@ -393,7 +395,7 @@ class Evaluation:
                     pending.append((k, state, items))
                 else:
                     started = time.perf_counter()
-                    model = edit.model if hasattr(edit.model, "generate") else self.model
+                    model = generation_model(edit, self.model)
                     answered[k] = (state, items, self._generate(model, items))
                     self.timings["post"] += time.perf_counter() - started
         if pending:

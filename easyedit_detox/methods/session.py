@@ -56,6 +56,14 @@ class Edit:
         return copy_parameters(model, self.written)
 
 
+def generation_model(edit: Edit, model):
+    """The model that computes `edit`'s function, in eval mode: new adapter modules (peft's LoRA dropout) start
+    in training mode, and greedy answers must not depend on dropout. The edit's undo restores every mode."""
+    chosen = edit.model if hasattr(edit.model, "generate") else model
+    chosen.eval()
+    return chosen
+
+
 class Editor:
     """Runs one EasyEdit method on one model, one request at a time."""
 
