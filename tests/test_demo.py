@@ -1,0 +1,41 @@
+"""The demo compares DINM, FT-L and LoRA on the toy model, and never deletes a folder it did not create."""
+
+import json
+import os
+
+from easyedit_detox.cli import main
+from test_cli import evaluate_args, write_hparams
+
+
+def test_demo_leaves_a_finished_evaluation_intact(tiny_llama_dir, tmp_path, capsys):
+    from easyedit_detox.toy import sample_path
+
+    finished = tmp_path / "results" / "dinm-llama2"
+    assert main(evaluate_args(write_hparams(tmp_path, tiny_llama_dir), sample_path(), finished, "--limit", "1")) == 0
+    before = {name: (finished / name).read_bytes() for name in os.listdir(finished)}
+    capsys.readouterr()
+    assert main(["demo", "--out", str(finished), "--cases", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "was not written by the demo" in err
+    assert {name: (finished / name).read_bytes() for name in os.listdir(finished)} == before
+
+
+def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--cases", "3"]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.startswith(f"| {out}")]
+    assert [row.split("|")[2].strip() for row in rows] == ["DINM", "FT", "LoRA"]
+    header = next(line for line in text.splitlines() if line.startswith("| run |"))
+    for column in ("DS", "DG_Avg", "Fluency", "OverRefusal", "Degenerate", "DS_strict", "DG_Avg_strict"):
+        assert f" {column} " in header
+    assert "judge: keywords" in text and "n: 3 cases" in text
+    with open(out / "compare.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    (out / "dinm" / "stale.txt").write_text("left by an earlier demo run inside its own folder")
+    user_file = out / "my-notes.txt"
+    user_file.write_text("mine")
+    assert main(["demo", "--out", str(out), "--cases", "1"]) == 0  # its own folder: redone
+    with open(out / "dinm" / "summary.json") as f:
+        assert json.load(f)["n_cases"] == 1
+    assert user_file.read_text() == "mine"  # what the demo did not write stays
