@@ -44,7 +44,7 @@ def run(model, tok, hparams, args, out, cache, straightforward):
 
     data = SafeEditDataset(sample_path(), limit=args.cases)
     ev = Evaluation(model, tok, hparams, data, out, model_label="bench",
-                    settings=EvaluationSettings(cases_per_batch=args.cases, cache_dir=cache, progress=False,
+                    settings=EvaluationSettings(cases_per_batch=args.cases, cache_dir=cache, progress=False, general_cases=0,
                                                 straightforward=straightforward),
                     generation=GenerationSettings(args.max_length, args.max_output_length,
                                                   batch_size=5 if straightforward else args.batch_size))
