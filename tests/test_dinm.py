@@ -147,6 +147,26 @@ def test_norm_constraint_clamps_every_edited_tensor(tiny_gpt2, safeedit_records)
         assert 0 < delta <= 1e-3 + 1e-7
 
 
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_norm_constraint_edits_match_the_restated_contract(kind, request, safeedit_records):
+    """With the clamp binding (lr far above epsilon), the edit equals DINM.md's loop step by step."""
+    model, tok = request.getfixturevalue(f"tiny_{kind}")
+    reference = copy.deepcopy(model)
+    before = snapshot(model)
+    req = make_request(safeedit_records[4], SUFFIX)
+    h = hparams(kind, layers=[2], lr=2e-2, num_steps=5, norm_constraint=5e-3)
+    report = {}
+    apply_dinm_to_model(model, tok, [req], h, report=report)
+    ref_losses = ref_edit(reference, tok, [req], [[2]], as_ref(h))
+    assert report["losses"] == pytest.approx(ref_losses, rel=1e-4, abs=1e-6)
+    ours, theirs = dict(model.named_parameters()), dict(reference.named_parameters())
+    clamped = 0
+    for name in changed(model, before):
+        assert torch.allclose(ours[name], theirs[name], atol=1e-6)
+        clamped += int(((ours[name] - before[name]).abs() > 5e-3 - 1e-7).sum())
+    assert clamped > 0  # the clamp did bind, so the comparison covers it
+
+
 def test_early_stop_when_loss_is_tiny(tiny_llama, safeedit_records):
     model, tok = tiny_llama
     before = snapshot(model)

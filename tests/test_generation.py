@@ -213,6 +213,18 @@ def test_empty_input_list(tiny_llama):
     assert generate_responses(*tiny_llama, [], GenerationSettings(64, 8)) == []
 
 
-def test_generation_is_a_plain_record():
-    g = Generation(text="I'm sorry", input_tokens=5, new_tokens=3, truncated=False)
-    assert g.text == "I'm sorry" and not g.truncated
+def test_rows_with_their_own_budgets_share_a_batch(tiny_llama, safeedit_records):
+    """Prompts with different token budgets in one batch each get the response they would get alone."""
+    from easyedit_detox.evaluation.generation import Prompt, generate
+
+    model, tok = tiny_llama
+    texts = texts_of_varied_length(safeedit_records)
+    budgets = [3, 12, 7, 12, 5]
+    prompts = [Prompt(t, b, 2048 - b) for t, b in zip(texts, budgets)]
+    seen = record_generate_inputs(model)
+    together = generate(model, tok, prompts, batch_size=8)
+    assert len(seen) == 1  # one call for all five
+    for text, budget, out in zip(texts, budgets, together):
+        expected = manual_greedy(model, tok, text, budget)
+        assert out.new_tokens == len(expected) <= budget
+        assert out.text == tok.decode([t for t in expected if t != tok.eos_token_id], skip_special_tokens=True).strip()

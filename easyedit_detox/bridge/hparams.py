@@ -75,4 +75,22 @@ def load_hparams(path: str, prefer: Optional[str] = None):
     except (TypeError, AssertionError, KeyError, ValueError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise HyperParamsError(f"hparams file {full!r} does not load as easyeditor's {cls.__name__}: "
-                               f"{message}") from None
+                               f"{message}{_other_flavour_hint(full)}") from None
+
+
+def _other_flavour_hint(path: str) -> str:
+    """Where the same settings are in the installed EasyEdit's format (hparams/FT/pypi/... for PyPI's), if shipped."""
+    import os
+
+    from ..upstream import GIT, flavour
+
+    folder, name = os.path.split(os.path.abspath(path))
+    if flavour() == GIT and os.path.basename(folder) == "pypi":
+        other = os.path.join(os.path.dirname(folder), name)
+        label = "EasyEdit from git"
+    else:
+        other = os.path.join(folder, "pypi", name)
+        label = "PyPI's easyeditor 0.0.1.dev0"
+    if os.path.isfile(other) and os.path.abspath(other) != os.path.abspath(path):
+        return f"; the installed easyeditor is {label}: use {os.path.relpath(other)}"
+    return ""
