@@ -1,4 +1,4 @@
-"""Edit a model with DINM through EasyEdit's own BaseEditor (PyPI easyeditor needs a CUDA GPU).
+"""Edit a model with DINM through EasyEdit's own BaseEditor (PyPI's needs a CUDA GPU; git's runs on the CPU).
 
     python examples/edit_with_baseeditor.py --hparams hparams/DINM/llama-7b.yaml [--model PATH] [--record 0]
 
@@ -11,6 +11,7 @@ import json
 
 import easyedit_detox  # registers DINM in easyeditor's ALG_DICT
 from easyedit_detox.toy import sample_path
+from easyedit_detox.upstream import GIT, flavour
 from easyeditor import BaseEditor, DINMHyperParams
 
 
@@ -33,6 +34,9 @@ def main():
     editor = BaseEditor.from_hparams(hparams)
     weight_name = hparams.rewrite_module_tmp
     before = {n: p.detach().clone() for n, p in editor.model.named_parameters()}
+    # Keeping the edit: PyPI's BaseEditor says so with keep_original_weight=False, git's with sequential_edit=True.
+    keep = {"sequential_edit": True} if flavour() == GIT else {"keep_original_weight": False}
+    undo = {} if flavour() == GIT else {"keep_original_weight": True}
     metrics, edited_model, _ = editor.edit(
         prompts=[record["adversarial prompt"] + " " + suffix],
         target_new=[record["safe generation"]],
@@ -40,7 +44,7 @@ def main():
         locality_inputs={"general knowledge constraint": {
             "prompt": [record["knowledge constrain"]["prompt"] + " " + suffix],
             "ground_truth": [record["knowledge constrain"]["answer"]]}},
-        keep_original_weight=not args.keep_edit,
+        **(keep if args.keep_edit else undo),
     )
     changed = [n for n, p in editor.model.named_parameters() if not (p == before[n]).all()]
     print(f"edited with {hparams.alg_name} ({weight_name}); rewrite accuracy before/after: "

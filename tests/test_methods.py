@@ -10,6 +10,7 @@ import yaml
 from easyedit_detox.bridge.hparams import load_hparams
 from easyedit_detox.cli import main
 from easyedit_detox.evaluation.dataset import SafeEditDataset
+from easyedit_detox.evaluation.generation import GenerationSettings
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
 from easyedit_detox.methods.session import Editor
 from easyedit_detox.toy import sample_path
@@ -123,3 +124,40 @@ def test_hard_coded_cuda_is_scoped_to_the_call(tiny_llama, tiny_llama_dir, tmp_p
     module = sys.modules["easyeditor.models.ft.ft_main"]
     assert module.torch is torch and "to" not in torch.Tensor.__dict__
     assert h.device == 0  # the caller's hparams are not changed either
+
+
+GIT_METHODS = {
+    # EasyEdit-git's hparams/GRACE/llama-7b.yaml and hparams/WISE/llama-7b.yaml, on the tiny LLaMA's layer 2.
+    "GRACE": dict(inner_params=["model.layers[2].mlp.down_proj.weight"], edit_lr=1.0, n_iter=10, eps=1.0,
+                  dist_fn="euc", val_init="cold", val_train="sgd", val_reg="None", reg="early_stop",
+                  replacement="replace_last", eps_expand="coverage", num_pert=8, dropout=0.0),
+    "WISE": dict(mask_ratio=0.2, edit_lr=1.0, n_iter=10, norm_constraint=1.0, act_margin=[5.0, 20.0, 10.0],
+                 act_ratio=0.88, save_freq=500, merge_freq=1000, merge_alg="ties", objective_optimization="only_label",
+                 inner_params=["model.layers[2].mlp.down_proj.weight"], densities=0.53, weights=1.0, retrieve=True,
+                 replay=False, model_parallel=False),
+}
+
+
+@pytest.mark.git_only("GRACE and WISE exist only in EasyEdit from git")
+@pytest.mark.parametrize("method", sorted(GIT_METHODS))
+def test_git_methods_are_evaluated_and_undone(method, tiny_llama, tiny_llama_dir, tmp_path):
+    model, tok = tiny_llama
+    raw = dict(alg_name=method, model_name=tiny_llama_dir, device="cpu", **GIT_METHODS[method])
+    (tmp_path / "h.yaml").write_text(yaml.safe_dump(raw))
+    h = load_hparams(str(tmp_path / "h.yaml"))
+    before = snapshot(model)
+    case = SafeEditDataset(sample_path(), limit=1)[0]
+    ids = tok(case.eval_inputs["DS"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        vanilla = model(input_ids=ids).logits
+    with Editor(model, tok, h).edited(case.edit_request()) as edit:
+        assert not edit.in_place  # a wrapper layer: generated case by case, not row-wise
+        with torch.no_grad():
+            assert not torch.allclose(model(input_ids=ids).logits, vanilla, atol=1e-5)
+    assert unchanged(model, before)
+    summary = evaluate(model, tok, h, sample_path(), str(tmp_path / "o"), limit=2,
+                       settings=EvaluationSettings(cache_dir=str(tmp_path / "c"), progress=False, general_cases=0,
+                                                   batch_size=4),
+                       generation=GenerationSettings(256, 8, batch_size=4))
+    assert summary["method"] == method and summary["n_cases"] == 2
+    assert unchanged(model, before)

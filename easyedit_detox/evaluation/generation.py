@@ -88,6 +88,18 @@ def _budget(model, max_input: int, max_new: int) -> Tuple[int, int]:
     return max(1, min(max_input, window - max_new)), max_new
 
 
+def underlying_model(model):
+    """The transformers model inside a method's wrapper (GRACE's and WISE's hold it as `.model`)."""
+    found = model
+    for _ in range(3):
+        if hasattr(found, "get_input_embeddings") and hasattr(found, "config"):
+            return found
+        found = getattr(found, "model", None)
+        if found is None:
+            break
+    return model
+
+
 def _eos_ids(model, tokenizer) -> List[int]:
     """Every id that ends a response: the tokenizer's EOS plus the ones the model's generation config names."""
     ids: List[int] = []
@@ -177,6 +189,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, p
     """
     if not prompts:
         return []
+    generator, model = model, underlying_model(model)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"Generation setting batch_size must be a positive integer, got {batch_size!r}.")
     eos_ids = _eos_ids(model, tokenizer)
@@ -218,8 +231,8 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, p
                 criteria.append(_RowBudgets(input_ids.shape[1], torch.tensor(row_budgets)))
             if before_batch is not None:
                 before_batch(batch)
-            output = model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                    generation_config=config, stopping_criteria=criteria, **extra)
+            output = generator.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                        generation_config=config, stopping_criteria=criteria, **extra)
             new = output[:, input_ids.shape[1]:].tolist()
             for row, i in enumerate(batch):
                 results[i] = _to_generation(tokenizer, new[row][:budgets[i][1]], eos_ids, len(ids[i]), truncated[i])
