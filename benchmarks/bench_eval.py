@@ -37,7 +37,7 @@ def make_hparams(args, lr=5e-4):
 
 
 def run(model, tok, hparams, args, out, cache, straightforward):
-    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.evaluation.dataset import METRIC_KEYS, SafeEditDataset
     from easyedit_detox.evaluation.generation import GenerationSettings
     from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings, select_cases
     from easyedit_detox.toy import sample_path
@@ -54,7 +54,7 @@ def run(model, tok, hparams, args, out, cache, straightforward):
     with open(os.path.join(out, "cases.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     return {"total": total, **ev.timings, "vanilla_generated": ev.vanilla_generated,
-            "responses": [[r[s][k]["response"] for s in ("pre", "post") for k in r[s]] for r in rows]}
+            "responses": [[r[s][k]["response"] for s in ("pre", "post") for k in METRIC_KEYS] for r in rows]}
 
 
 def main() -> None:

@@ -145,7 +145,7 @@ def _evaluate(args) -> int:
         if probe.option:
             key = probe.option.lstrip("-").replace("-", "_")
             if getattr(args, key, None):
-                options[{"benign": "benign"}.get(key, key)] = getattr(args, key)
+                options[key] = getattr(args, key)
     if args.refusal_judge:
         options["refusal_judge"] = args.refusal_judge
     settings = EvaluationSettings(batch_size=args.batch_size, cases_per_batch=args.cases_per_batch,

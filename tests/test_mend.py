@@ -217,3 +217,67 @@ def test_mistral_training_is_refused_where_easyeditors_mend_cannot_run_it(splits
     path = os.path.join(ROOT, "hparams", "TRAINING", "MEND", "mistral-7b.yaml")
     with pytest.raises(UserError, match="knows none in 'mistralai/Mistral-7B-v0.1'.*EasyEdit from git"):
         train_mend(path, splits["train"], splits["val"], str(tmp_path / "m"))
+
+
+def _evaluated(hparams_path, out, cache, limit=3):
+    """`easyedit-detox evaluate` of an hparams file on the bundled records; returns the summary."""
+    from easyedit_detox.cli import main
+
+    args = ["evaluate", "--hparams", hparams_path, "--data", toy.sample_path(), "--out", str(out), "--limit",
+            str(limit), "--no-progress", "--cache", str(cache), "--general-cases", "0", "--max-length", "256",
+            "--max-output-length", "8"]
+    assert main(args) == 0
+    with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_mend_is_evaluated_like_any_method_and_undone(trained, tiny, kind, tmp_path):
+    from easyedit_detox.bridge.hparams import load_hparams
+    from easyedit_detox.bridge.loading import load_model_and_tokenizer
+    from easyedit_detox.evaluation.generation import GenerationSettings
+    from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
+
+    folder = tiny[kind][0]
+    hparams = load_hparams(tiny_yaml(kind, folder, tmp_path / "mend.yaml", training=False, archive=trained[kind]))
+    model, tok = load_model_and_tokenizer(hparams)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    summary = evaluate(model, tok, hparams, toy.sample_path(), str(tmp_path / "out"), limit=2,
+                       settings=EvaluationSettings(cache_dir=str(tmp_path / "c"), progress=False, general_cases=0),
+                       generation=GenerationSettings(256, 8))
+    assert summary["method"] == "MEND" and summary["n_cases"] == 2
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    assert not any(k.startswith("__") for p in model.parameters() for k in vars(p))  # MEND's stashed activations
+    with open(tmp_path / "out" / "cases.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    assert all(r["post"]["DS"]["input"] == r["pre"]["DS"]["input"] for r in rows)
+
+
+def test_dinm_ft_lora_and_mend_compare_on_one_table(trained, tiny, tmp_path, capsys):
+    """The comparison the project exists for: four EasyEdit methods, one model, the same 3 records, one table."""
+    from test_cli import write_hparams
+    from test_methods import method_yaml
+
+    from easyedit_detox.cli import main
+
+    folder = tiny["llama"][0]
+    paths = {
+        "DINM": write_hparams(tmp_path, folder, num_steps=3),
+        "FT": method_yaml(tmp_path, "FT", "llama", folder),
+        "LoRA": method_yaml(tmp_path, "LoRA", "llama", folder),
+        "MEND": tiny_yaml("llama", folder, tmp_path / "mend.yaml", training=False, archive=trained["llama"]),
+    }
+    runs = {m: tmp_path / m.lower() for m in paths}
+    for method, path in paths.items():
+        assert _evaluated(path, runs[method], tmp_path / "cache")["method"] == method
+    capsys.readouterr()
+    table = tmp_path / "table.tex"
+    plot = tmp_path / "table.png"
+    assert main(["compare", *map(str, runs.values()), "--latex", str(table), "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert [r.split("|")[2].strip() for r in rows] == list(paths)
+    tex = table.read_text(encoding="utf-8")
+    assert "\\begin{tabular}" in tex and all(m in tex for m in paths)
+    with open(plot, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -79,12 +79,14 @@ class Editor:
         self._warned_full_copy = False
 
     # -- one edit, undone --------------------------------------------------------------------
+    def _before_edit(self):
+        """What an edit is undone from: the model's state, its parameters' stamps, our own copies."""
+        return ModelState.capture(self.model, self.tok), stamps(self.model), self._copies_before()
+
     @contextmanager
     def edited(self, request: Dict[str, Any]) -> Iterator[Edit]:
         """The model edited with `request` inside the block; the model as it was after it, on every exit."""
-        state = ModelState.capture(self.model, self.tok)
-        before = stamps(self.model)
-        copies = self._copies_before(request)
+        state, before, copies = self._before_edit()
         outcome = None
         try:
             outcome = self._apply(request)
@@ -95,9 +97,7 @@ class Editor:
     # -- edits kept ----------------------------------------------------------------------------
     def keep(self, request: Dict[str, Any]) -> Edit:
         """Apply `request` and keep the edit in the model (adapters merged); `restore_all` undoes every kept edit."""
-        state = ModelState.capture(self.model, self.tok)
-        before = stamps(self.model)
-        copies = self._copies_before(request)
+        state, before, copies = self._before_edit()
         outcome = None
         try:
             outcome = self._apply(request)
@@ -183,7 +183,7 @@ class Editor:
             originals.update({n: weights_copy[n] for n in written if n not in originals and n in weights_copy})
         return Edit(edited_model, written, in_place, info, originals)
 
-    def _copies_before(self, request) -> Dict[str, torch.Tensor]:
+    def _copies_before(self) -> Dict[str, torch.Tensor]:
         """Our own copies of the parameters this method is known to write, taken before it runs."""
         names = _predicted_writes(self.method, self.hparams, self.model, self._native_layers)
         if names is None:

@@ -85,6 +85,53 @@ class GeneralProbe:
         return {}
 
 
+class DatasetProbe(GeneralProbe):
+    """A general probe over a data file given on the command line: the same items, rendered once, in every state.
+
+    Subclasses say where the file comes from (`option`), how to read it (`load`), how an item becomes
+    the HUMAN text, BOT prefix and reference of OpenCompass's template (`turns`), the new-token
+    budget (`max_new_tokens`) and how to score a response (`score`).
+    """
+
+    max_new_tokens: int = 0
+    scorer: str = ""
+
+    def __init__(self, path: str, records: List[Any], tokenizer, max_length: int):
+        from ..general.prompting import render
+
+        self.path = path
+        self.format = None
+        self._items = []
+        for i, record in enumerate(records):
+            human, bot_prefix, reference = self.turns(record)
+            text, special, self.format = render(tokenizer, human, bot_prefix)
+            prompt = Prompt(text, self.max_new_tokens, max_length - self.max_new_tokens, special)
+            self._items.append(Item(self.name, i, prompt, reference))
+
+    @classmethod
+    def build(cls, context: GeneralContext) -> Optional["DatasetProbe"]:
+        path = context.options.get(cls.option.lstrip("-").replace("-", "_"))
+        if not path:
+            return None
+        return cls(path, cls.load(path, context.items_per_probe), context.tokenizer, context.max_length)
+
+    @staticmethod
+    def load(path: str, limit: int) -> List[Any]:
+        """The first `limit` records of the file."""
+        raise NotImplementedError
+
+    def turns(self, record) -> Tuple[str, str, Any]:
+        """(HUMAN text, BOT prefix, reference) of one record."""
+        raise NotImplementedError
+
+    def items(self, state: State) -> List[Item]:
+        return list(self._items)
+
+    def describe(self) -> Dict[str, Any]:
+        return {"data": self.path, "items": len(self._items), "prompt_format": self.format,
+                "max_new_tokens": self.max_new_tokens, "scorer": self.scorer}
+
+
 GENERAL_PROBES: Dict[str, Type[GeneralProbe]] = {}
 
 
