@@ -137,3 +137,33 @@ def test_git_baseeditor_loads_llama_by_name(safeedit_records, cuda_to_cpu, tmp_p
     assert torch.equal(weight, before)
     editor.edit(**edit_args(safeedit_records[1]), sequential_edit=True, verbose=False)
     assert not torch.equal(weight, before)
+
+
+@pytest.mark.git_only("git's BaseEditor keeps every edit of a sequential_edit=True call")
+def test_git_baseeditor_sequential_keeps_every_edit(tiny_gpt2_dir, safeedit_records, cuda_to_cpu, tmp_path):
+    """Three requests with sequential_edit=True leave exactly what three DINM calls one after another leave."""
+    import copy
+
+    from easyeditor import BaseEditor
+
+    from dinm_reference import make_request
+    from easyedit_detox import apply_dinm_to_model
+
+    hparams = DINMHyperParams.from_hparams(dinm_yaml(tmp_path, tiny_gpt2_dir, []))
+    editor = BaseEditor.from_hparams(hparams)
+    reference = copy.deepcopy(editor.model)
+    records = safeedit_records[:3]
+    args = [edit_args(r) for r in records]
+    editor.edit(prompts=[a["prompts"][0] for a in args], target_new=[a["target_new"][0] for a in args],
+                ground_truth=[a["ground_truth"][0] for a in args],
+                locality_inputs={"general knowledge constraint": {
+                    "prompt": [a["locality_inputs"]["general knowledge constraint"]["prompt"][0] for a in args],
+                    "ground_truth": [a["locality_inputs"]["general knowledge constraint"]["ground_truth"][0]
+                                     for a in args]}},
+                sequential_edit=True, verbose=False)
+    for record in records:
+        apply_dinm_to_model(reference, editor.tok, [make_request(record, SUFFIX)], hparams)
+    ours = dict(reference.named_parameters())
+    assert all(torch.allclose(p, ours[n], atol=1e-6) for n, p in editor.model.named_parameters())
+    vanilla = BaseEditor.from_hparams(hparams).model  # loaded afresh: the edits are really there
+    assert any(not torch.equal(p, dict(vanilla.named_parameters())[n]) for n, p in editor.model.named_parameters())

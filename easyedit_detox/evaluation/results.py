@@ -142,7 +142,8 @@ class ResultsFolder:
         self.suffix = suffix
         for name in (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE):
             repair_tail(self.path(name))
-        self._drop_stale_temporaries()
+        if not suffix:  # one process: no other writer of ours is mid-write in this folder
+            self._drop_stale_temporaries()
 
     def _drop_stale_temporaries(self) -> None:
         """Remove temporary files an atomic write of ours left when its process was killed mid-write."""
