@@ -159,7 +159,8 @@ def _evaluate(args) -> int:
     if summary is not None:  # rank 0 (or the only process)
         print(f"{summary['method']} on {summary['model']}, {summary['n_cases']} cases, judge {summary['judge']}")
         print(summary_markdown(summary))
-        print(f"results: {args.out}/summary.json, {args.out}/cases.jsonl")
+        lines = "sequential.jsonl" if args.sequential else "cases.jsonl"
+        print(f"results: {args.out}/summary.json, {args.out}/{lines}")
     return 0
 
 
