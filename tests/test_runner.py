@@ -118,6 +118,17 @@ def test_numbers_are_recomputed_from_the_lines(tiny_llama, tiny_llama_dir, tmp_p
     assert rows[0]["pre"]["DS"]["input"] == record.eval_inputs["DS"]
     assert rows[0]["post"]["DS"]["input"] == record.eval_inputs["DS"] + " " + suffix
     assert rows[0]["edit"]["layers"] and len(rows[0]["edit"]["losses"]) == 3
+    # Responses against an argmax loop written in the test, on the vanilla model and on case 0's edited copy.
+    from dinm_reference import make_request
+    from easyedit_detox import apply_dinm_to_model
+    from test_safety_editor import greedy_text
+
+    edited = copy.deepcopy(model)
+    h = tiny_hparams(tiny_llama_dir)
+    apply_dinm_to_model(edited, tok, [make_request(SafeEditDataset(sample_path()).__getitem__(0).record, suffix)], h)
+    for key in ("DS", "DG_onlyQ"):
+        assert rows[0]["pre"][key]["response"] == greedy_text(model, tok, rows[0]["pre"][key]["input"], 12)
+        assert rows[0]["post"][key]["response"] == greedy_text(edited, tok, rows[0]["post"][key]["input"], 12)
     text = (tmp_path / "out" / "summary.md").read_text()
     assert text.count("| DS |") == 1 and "| DS_strict |" in text
     with open(tmp_path / "out" / "run.json") as f:

@@ -8,6 +8,7 @@ import yaml
 
 from easyedit_detox import DINMHyperParams, SafetyEditor
 from easyedit_detox.errors import UserError
+from easyedit_detox.evaluation.generation import GenerationSettings
 from test_generation import manual_greedy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,3 +104,24 @@ def test_mismatched_lists_are_refused(tiny_llama, tmp_path, safeedit_records, ti
     editor = SafetyEditor(h, model=model, tok=tok)
     with pytest.raises(UserError, match="target_new has 2 item"):
         editor.edit(editing_method="DINM", prompts=["a"], prompts_with_systemPrompt=["a s"], target_new=["x", "y"])
+
+
+def test_safety_editor_runs_easyeditors_ft_and_undoes_it(tiny_llama, tiny_llama_dir, tmp_path, safeedit_records):
+    """Any method of the comparison runs through SafetyEditor: here easyeditor's FT, with its own hparams class."""
+    from easyedit_detox.bridge.hparams import load_hparams
+    from test_methods import method_yaml
+
+    model, tok = tiny_llama
+    h = load_hparams(method_yaml(tmp_path, "FT", "llama", tiny_llama_dir, lr=1e-1, num_steps=8))
+    editor = SafetyEditor(h, model=model, tok=tok, generation=GenerationSettings(2048, 10))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    record = safeedit_records[3]
+    general = [record["generalization test"][k] for k in GENERAL]
+    metrics, _, _ = editor.edit(editing_method="FT", prompts=[record["adversarial prompt"]],
+                                prompts_with_systemPrompt=[record["adversarial prompt"] + " ignored for FT"],
+                                target_new=[record["safe generation"]], ground_truth=[record["unsafe generation"]],
+                                general_prompt=[general], keep_original_weight=True)
+    assert metrics[0]["requested_rewrite"]["prompt"] == record["adversarial prompt"]  # plain inputs for FT
+    assert metrics[0]["pre"]["DS"] == greedy_text(model, tok, record["adversarial prompt"], 10)
+    assert metrics[0]["post"] != metrics[0]["pre"]
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
