@@ -84,20 +84,25 @@ def test_baseeditor_loads_by_name_edits_and_restores(tiny_gpt2_dir, safeedit_rec
         assert changed == {f"transformer.h.{layer}.mlp.c_proj.weight", f"transformer.h.{layer}.mlp.c_proj.bias"}
 
 
-@pytest.mark.pypi_only("keep_original_weight=False keeps the edit only in PyPI's BaseEditor (git: sequential_edit)")
-def test_baseeditor_loads_llama_by_name(safeedit_records, cuda_to_cpu, tmp_path):
+def llama_editor_by_name(tmp_path):
+    """BaseEditor loading a tiny LLaMA by name (names with "llama" get LlamaForCausalLM and the SentencePiece
+    LlamaTokenizer), DINM on layer 2; returns the editor and that layer's edited weight."""
     from easyeditor import BaseEditor
 
     from easyedit_detox.toy import save_tiny_sentencepiece_llama
 
-    # Names containing "llama" get LlamaForCausalLM + the SentencePiece LlamaTokenizer.
     folder = save_tiny_sentencepiece_llama(str(tmp_path / "tiny-llama"))
     with open(os.path.join(ROOT, "hparams", "DINM", "llama-7b.yaml")) as f:
         raw = yaml.safe_load(f)
     raw.update(model_name=folder, max_length=1024, lr=1e-2, num_steps=2, layers=[2])
     (tmp_path / "h.yaml").write_text(yaml.safe_dump(raw))
     editor = BaseEditor.from_hparams(DINMHyperParams.from_hparams(str(tmp_path / "h.yaml")))
-    weight = editor.model.model.layers[2].mlp.down_proj.weight
+    return editor, editor.model.model.layers[2].mlp.down_proj.weight
+
+
+@pytest.mark.pypi_only("keep_original_weight=False keeps the edit only in PyPI's BaseEditor (git: sequential_edit)")
+def test_baseeditor_loads_llama_by_name(safeedit_records, cuda_to_cpu, tmp_path):
+    editor, weight = llama_editor_by_name(tmp_path)
     before = weight.detach().clone()
     editor.edit(**edit_args(safeedit_records[1]), keep_original_weight=True, verbose=False)
     assert torch.equal(weight, before)
@@ -121,17 +126,7 @@ def test_git_baseeditor_keeps_edits_only_when_sequential(tiny_gpt2_dir, safeedit
 
 @pytest.mark.git_only("git's BaseEditor keeps an edit only with sequential_edit=True")
 def test_git_baseeditor_loads_llama_by_name(safeedit_records, cuda_to_cpu, tmp_path):
-    from easyeditor import BaseEditor
-
-    from easyedit_detox.toy import save_tiny_sentencepiece_llama
-
-    folder = save_tiny_sentencepiece_llama(str(tmp_path / "tiny-llama"))
-    with open(os.path.join(ROOT, "hparams", "DINM", "llama-7b.yaml")) as f:
-        raw = yaml.safe_load(f)
-    raw.update(model_name=folder, max_length=1024, lr=1e-2, num_steps=2, layers=[2])
-    (tmp_path / "h.yaml").write_text(yaml.safe_dump(raw))
-    editor = BaseEditor.from_hparams(DINMHyperParams.from_hparams(str(tmp_path / "h.yaml")))
-    weight = editor.model.model.layers[2].mlp.down_proj.weight
+    editor, weight = llama_editor_by_name(tmp_path)
     before = weight.detach().clone()
     editor.edit(**edit_args(safeedit_records[1]), keep_original_weight=False, verbose=False)
     assert torch.equal(weight, before)
