@@ -38,7 +38,7 @@ def worker(args) -> None:
                         ln_f_module="model.norm", lm_head_module="lm_head")
     reqs = [request(r) for r in records()[: args.edits + 1]]
     baseline = peak_rss_mb()
-    times, tokens = [], []
+    times = []
     for i, req in enumerate(reqs):
         start = time.perf_counter()
         _, weights_copy = apply_dinm_to_model(model, tok, [req], h, return_orig_weights=True, keep_original_weight=True,

@@ -9,7 +9,7 @@ GPT-2 classes), so `--model` should be a local folder whose name contains one of
 import argparse
 import json
 
-import easyedit_detox  # registers DINM in easyeditor's ALG_DICT
+import easyedit_detox  # noqa: F401  (registers DINM in easyeditor's ALG_DICT)
 from easyedit_detox.toy import sample_path
 from easyedit_detox.upstream import GIT, flavour
 from easyeditor import BaseEditor, DINMHyperParams

@@ -4,7 +4,6 @@ import copy
 import json
 import os
 
-import pytest
 import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer

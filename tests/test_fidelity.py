@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 import torch.nn.functional as F
 
 from dinm_reference import make_request

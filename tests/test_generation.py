@@ -7,13 +7,11 @@ import shutil
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
 
 from easyedit_detox import toy
 from easyedit_detox.errors import UserError
 from easyedit_detox.evaluation import generation as gen_module
 from easyedit_detox.evaluation.generation import (
-    Generation,
     GenerationSettings,
     context_window,
     generate_responses,

@@ -1,6 +1,5 @@
 """Loading by the hparams' classes, on the CPU, with and without a device_map."""
 
-import os
 
 import pytest
 import torch

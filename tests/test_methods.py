@@ -1,7 +1,6 @@
 """EasyEdit's own methods (easyeditor's real hparams classes and apply functions) evaluated on SafeEdit, on the CPU."""
 
 import json
-import os
 
 import pytest
 import torch

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import logging
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn

@@ -30,7 +30,7 @@ from ..methods.session import Editor, generation_model
 from ..weights import combined_digest, digests
 from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
 from .compare import summary_markdown
-from .dataset import METRIC_KEYS, SafeEditCase, SafeEditDataset
+from .dataset import SafeEditCase, SafeEditDataset
 from .degeneration import RULE as DEGENERATION_RULE
 from .easyedit_protocol import easyedit_generate, seed_like_easyedit
 from .generation import Generation, GenerationSettings, generate

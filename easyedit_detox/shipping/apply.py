@@ -14,7 +14,6 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
