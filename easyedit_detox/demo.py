@@ -88,7 +88,8 @@ def show_one_instance(model, tok, hparams, case, write: Callable[[str], None]) -
 
 
 DEMO_MARKER = ".easyedit-detox-demo"
-METHODS = (("DINM", "dinm-toy.yaml"), ("FT-L", "ft-toy.yaml"), ("LoRA", "lora-toy.yaml"))
+# (label, hparams file, results subfolder)
+METHODS = (("DINM", "dinm-toy.yaml", "dinm"), ("FT-L", "ft-toy.yaml", "ft-l"), ("LoRA", "lora-toy.yaml", "lora"))
 
 
 def claim_folder(out_dir: str) -> None:
@@ -108,13 +109,9 @@ def claim_folder(out_dir: str) -> None:
                 os.unlink(path)
     else:
         os.makedirs(out_dir)
-    entries = [name for _, name in _outputs()] + ["vanilla-cache", "compare.png", "compare.csv", "compare.tex",
+    entries = [folder for _, _, folder in METHODS] + ["vanilla-cache", "compare.png", "compare.csv", "compare.tex",
                                                   "demo.log"]
     write_atomically(marker, json.dumps({"written_by": "easyedit-detox demo", "entries": entries}) + "\n")
-
-
-def _outputs():
-    return [(label, label.lower()) for label, _ in METHODS]
 
 
 def load_method_hparams(file_name: str, model_folder: str):
@@ -144,7 +141,7 @@ def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None,
     # One generation protocol for all three (the toy's limits, from dinm-toy.yaml), so the runs compare.
     generation = GenerationSettings(hparams.max_length, hparams.max_output_length, batch_size=8)
     folders = []
-    for (label, file_name), (_, folder) in zip(METHODS, _outputs()):
+    for label, file_name, folder in METHODS:
         method_hparams = hparams if label == "DINM" else load_method_hparams(file_name, asset("toy_model"))
         write(f"- {label}: {_describe(method_hparams)}")
         evaluate(model, tok, method_hparams, dataset, os.path.join(out_dir, folder), judge="keywords",

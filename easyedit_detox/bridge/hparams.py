@@ -21,6 +21,16 @@ HPARAMS_CLASSES = {
 }
 
 
+def hparams_dict(hparams, leave_out=()) -> dict:
+    """An hparams object's fields as JSON-ready plain data (keys sorted), without `leave_out`."""
+    import dataclasses
+    import json
+
+    raw = dataclasses.asdict(hparams) if dataclasses.is_dataclass(hparams) else dict(vars(hparams))
+    plain = {k: v for k, v in sorted(raw.items()) if k not in leave_out and not callable(v)}
+    return json.loads(json.dumps(plain, default=str))
+
+
 def hparams_class(alg_name: str, prefer: Optional[str] = None) -> type:
     """The hparams class for `alg_name`: this package's for DINM (by policy), else easyeditor's own."""
     from .registration import NATIVE_ALIAS, OURS_ALIAS, preference

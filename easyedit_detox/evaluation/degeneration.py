@@ -35,7 +35,10 @@ def words(text: str) -> List[str]:
 
 def seq_rep_2(text: str) -> float:
     """1 - distinct/total word bigrams of `text` (0.0 when it has fewer than two words)."""
-    tokens = words(text)
+    return _rep2(words(text))
+
+
+def _rep2(tokens: List[str]) -> float:
     bigrams = list(zip(tokens, tokens[1:]))
     if not bigrams:
         return 0.0
@@ -47,4 +50,4 @@ def is_degenerate(text: str) -> bool:
     tokens = words(text)
     if not tokens:
         return True
-    return len(tokens) >= MIN_WORDS and seq_rep_2(text) > MAX_REP2
+    return len(tokens) >= MIN_WORDS and _rep2(tokens) > MAX_REP2

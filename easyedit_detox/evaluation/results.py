@@ -57,8 +57,6 @@ def read_lines(path: str) -> List[Dict[str, Any]]:
     return rows
 
 
-read_cases = read_lines
-
 
 def repair_tail(path: str) -> None:
     """Cut, in place, a last line an interrupted write left without its newline."""

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
 
+from ..bridge.hparams import hparams_dict
 from ..errors import UserError
 from ..files import file_digest
 from ..methods.device_scope import model_device
@@ -120,11 +121,6 @@ def spread(cases: Sequence[SafeEditCase], n: int) -> List[SafeEditCase]:
     return [cases[i * len(cases) // n] for i in range(n)]
 
 
-def _hparams_info(hparams) -> Dict[str, Any]:
-    raw = dataclasses.asdict(hparams) if dataclasses.is_dataclass(hparams) else dict(vars(hparams))
-    return {k: v for k, v in sorted(raw.items()) if k not in _RUNTIME_KEYS and not callable(v)}
-
-
 class Evaluation:
     """One method, one model, one data file, one judge: runs the states and writes the folder."""
 
@@ -181,7 +177,7 @@ class Evaluation:
             "method": self.method.name, "model": self.model_label, "model_fingerprint": self.fingerprint,
             "data": os.path.abspath(self.dataset.path), "data_sha256": file_digest(self.dataset.path),
             "judge": self.judge.name, "suffix": self.suffix, "generation": self.generation_info(),
-            "hparams": _hparams_info(self.hparams), "mode": "sequential" if s.sequential else "per-case",
+            "hparams": hparams_dict(self.hparams, _RUNTIME_KEYS), "mode": "sequential" if s.sequential else "per-case",
             "general": self.general_info(),
         }
         if s.sequential:
@@ -316,7 +312,9 @@ class Evaluation:
         return [c.case_id for c in spread(cases, self.settings.general_cases)]
 
     def _run_per_case(self, cases: List[SafeEditCase]) -> Optional[Dict[str, Any]]:
-        done_rows = self._all_rows(CASES_FILE)
+        # This process's lines (the whole folder's when it runs alone) are read once, for resuming and the totals.
+        own_cases, own_general = self.folder.read(CASES_FILE), self.folder.read(GENERAL_FILE)
+        done_rows = own_cases if self.world == 1 else self._all_rows(CASES_FILE)
         done_ids = {row["case_id"] for row in done_rows}
         general_ids = set(self.general_ids) if self.general else set()
         excluded = tuple(sorted(general_ids))
@@ -326,12 +324,12 @@ class Evaluation:
         todo = [c for g in mine for c in g]
         LOG.info("%d case(s) to run, %d already in %s", len(todo), len(done_ids), self.folder.folder)
 
-        general_rows = self._all_rows(GENERAL_FILE)
+        general_rows = own_general if self.world == 1 else self._all_rows(GENERAL_FILE)
         tally = SafeEditTally()
-        for row in self.folder.read(CASES_FILE):
+        for row in own_cases:
             tally.add(row)
         general = self._general_tally()
-        for row in self.folder.read(GENERAL_FILE):
+        for row in own_general:
             general.add(row)
         needs_general_vanilla = bool(self.general) and self.rank == 0 and not any(
             r["state"] == VANILLA for r in general_rows)
@@ -363,8 +361,7 @@ class Evaluation:
                     for g in lines:
                         general.add(g)
                     bar.update(1)
-                    scores = tally.summary()
-                    bar.set_postfix(DS_pre=f"{scores['pre']['DS']:.1f}", DS_post=f"{scores['post']['DS']:.1f}")
+                    bar.set_postfix(DS_pre=f"{tally.ds('pre'):.1f}", DS_post=f"{tally.ds('post'):.1f}")
                 if self.world == 1:
                     self.write_summary(tally, general)
         finally:

@@ -74,6 +74,11 @@ class SafeEditTally:
     def n(self) -> int:
         return self.sides["pre"].n
 
+    def ds(self, side: str) -> float:
+        """The running DS of one side (for progress bars: nothing else is computed)."""
+        tally = self.sides[side]
+        return _score(tally.labels["DS"], tally.n) if tally.n else float("nan")
+
     def summary(self) -> Dict[str, Any]:
         """n_cases, pre, post and the count of inputs cut to fit."""
         return {"n_cases": self.n, "case_ids": list(self.case_ids),

@@ -113,7 +113,11 @@ class Editor:
             if added or removed:
                 raise EditNotUndone(f"method {self.method.name!r} changed the model's structure ({(added + removed)[:4]}) "
                                     "in a way that cannot be kept as plain weights")
-            originals = self._originals(written, copies, outcome[1])
+            originals = _originals(written, copies, outcome[1])
+            missing = [n for n in written if n not in originals]
+            if missing:
+                raise EditNotUndone(f"method {self.method.name!r} changed {missing[:4]} without a way to restore "
+                                    "them (it returned no originals for them)")
             for name in written:
                 self._kept.setdefault(name, originals[name])
             return Edit(self.model, written, True, outcome[2], originals)
@@ -178,10 +182,7 @@ class Editor:
         edited_model, weights_copy, info = outcome
         written, added, removed = changed_since(self.model, before)
         in_place = edited_model is self.model and not added and not removed
-        originals = {n: copies[n] for n in written if n in copies}
-        if isinstance(weights_copy, dict):
-            originals.update({n: weights_copy[n] for n in written if n not in originals and n in weights_copy})
-        return Edit(edited_model, written, in_place, info, originals)
+        return Edit(edited_model, written, in_place, info, _originals(written, copies, weights_copy))
 
     def _copies_before(self) -> Dict[str, torch.Tensor]:
         """Our own copies of the parameters this method is known to write, taken before it runs."""
@@ -194,19 +195,6 @@ class Editor:
             params = dict(self.model.named_parameters())
             return {n: p.detach().to("cpu", copy=True) for n, p in params.items()}
         return copy_parameters(self.model, names)
-
-    def _originals(self, written: List[str], copies: Dict[str, torch.Tensor], weights_copy) -> Dict[str, torch.Tensor]:
-        found = {}
-        for name in written:
-            if name in copies:
-                found[name] = copies[name]
-            elif isinstance(weights_copy, dict) and name in weights_copy:
-                found[name] = weights_copy[name]
-        missing = [n for n in written if n not in found]
-        if missing:
-            raise EditNotUndone(f"method {self.method.name!r} changed {missing[:4]} without a way to restore them "
-                                "(it returned no originals for them)")
-        return found
 
     def _undo(self, outcome, state: ModelState, before, copies) -> None:
         weights_copy = outcome[1] if outcome else None
@@ -221,9 +209,7 @@ class Editor:
         written, added, removed = changed_since(self.model, before)
         if added or removed:
             problems.append(f"parameters appeared or vanished: {(added + removed)[:4]}")
-        originals = {n: t for n, t in copies.items() if n in written}
-        if isinstance(weights_copy, dict):
-            originals.update({n: t for n, t in weights_copy.items() if n in written and n not in originals})
+        originals = _originals(written, copies, weights_copy)
         write_back(self.model, originals)
         missing = [n for n in written if n not in originals]
         if missing:
@@ -244,6 +230,14 @@ class Editor:
         if wrong:
             raise EditNotUndone(f"method {self.method.name!r}: after the edit was undone, {wrong[:4]} still differ from "
                                 "the model before the edit; the evaluation stops so later cases are not contaminated")
+
+
+def _originals(written: List[str], copies: Dict[str, torch.Tensor], weights_copy) -> Dict[str, torch.Tensor]:
+    """The pre-edit value of each written parameter: our own copy where we took one, else the method's."""
+    found = {n: copies[n] for n in written if n in copies}
+    if isinstance(weights_copy, dict):
+        found.update({n: weights_copy[n] for n in written if n not in found and n in weights_copy})
+    return found
 
 
 def _fresh_apply_fn(fn, model, tok, hparams):

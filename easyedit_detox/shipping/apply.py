@@ -87,7 +87,7 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
                      limit: Optional[int] = None, save: Optional[str] = None, patch: Optional[str] = None,
                      dtype: str = "float32", progress: bool = True) -> str:
     """The `apply` command; returns what it wrote, in one paragraph."""
-    from ..bridge.hparams import load_hparams
+    from ..bridge.hparams import hparams_dict, load_hparams
     from ..files import read_yaml
     from ..bridge.loading import load_model_and_tokenizer
     from ..evaluation.dataset import SafeEditDataset
@@ -136,7 +136,7 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
     written = []
     if patch:
         made = make_patch(changed, {n: params[n] for n in changed}, base_fingerprint=base, method=method.name,
-                          hparams=_plain(hparams), record_ids=[c.case_id for c in cases],
+                          hparams=hparams_dict(hparams), record_ids=[c.case_id for c in cases],
                           package_version=package_version())
         made.save(patch)
         written.append(f"patch {patch} ({len(made.names)} tensor(s))")
@@ -148,10 +148,3 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
             os.unlink(path)
     return (f"{method.name}: {len(requests)} edit(s) applied one after another (records "
             f"{[c.case_id for c in cases]}), {len(changed)} tensor(s) changed; wrote {' and '.join(written)}")
-
-
-def _plain(hparams) -> Dict[str, Any]:
-    import dataclasses
-
-    raw = dataclasses.asdict(hparams) if dataclasses.is_dataclass(hparams) else dict(vars(hparams))
-    return json.loads(json.dumps(raw, default=str))
