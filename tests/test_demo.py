@@ -14,7 +14,7 @@ def test_demo_leaves_a_finished_evaluation_intact(tiny_llama_dir, tmp_path, caps
     assert main(evaluate_args(write_hparams(tmp_path, tiny_llama_dir), sample_path(), finished, "--limit", "1")) == 0
     before = {name: (finished / name).read_bytes() for name in os.listdir(finished)}
     capsys.readouterr()
-    assert main(["demo", "--out", str(finished), "--cases", "1"]) == 2
+    assert main(["demo", "--toy", "--out", str(finished), "--cases", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "was not written by the demo" in err
     assert {name: (finished / name).read_bytes() for name in os.listdir(finished)} == before
@@ -22,7 +22,7 @@ def test_demo_leaves_a_finished_evaluation_intact(tiny_llama_dir, tmp_path, caps
 
 def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--cases", "3"]) == 0
+    assert main(["demo", "--toy", "--out", str(out), "--cases", "3"]) == 0
     text = capsys.readouterr().out
     rows = [line for line in text.splitlines() if line.startswith(f"| {out}")]
     assert [row.split("|")[2].strip() for row in rows] == ["DINM", "FT", "LoRA"]
@@ -35,7 +35,7 @@ def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, caps
     (out / "dinm" / "stale.txt").write_text("left by an earlier demo run inside its own folder")
     user_file = out / "my-notes.txt"
     user_file.write_text("mine")
-    assert main(["demo", "--out", str(out), "--cases", "1"]) == 0  # its own folder: redone
+    assert main(["demo", "--toy", "--out", str(out), "--cases", "1"]) == 0  # its own folder: redone
     with open(out / "dinm" / "summary.json") as f:
         assert json.load(f)["n_cases"] == 1
     assert user_file.read_text() == "mine"  # what the demo did not write stays

@@ -12,6 +12,7 @@ import transformers
 
 from ..errors import HyperParamsError, UserError
 from ..devices import resolve_device
+from .gguf_models import converted_folder, is_gguf_name
 
 LOG = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def load_model_and_tokenizer(hparams, dtype: Optional[str] = None) -> Tuple[torc
     model_cls = _transformers_class(model_class, "model_class")
     tok_cls = _transformers_class(tokenizer_class, "tokenizer_class")
     name = os.path.expanduser(str(hparams.model_name))
+    if is_gguf_name(name):
+        name = converted_folder(name)
     if not os.path.isdir(name) and not _looks_like_hub_id(name):
         raise UserError(f"model folder {name!r} (hparams 'model_name') does not exist; download the "
                         "checkpoint there or point model_name at the folder that holds config.json")

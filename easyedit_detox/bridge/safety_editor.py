@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import UserError
 from ..evaluation.dataset import METRIC_KEYS
+from ..evaluation.formats import PromptFormat
 from ..evaluation.generation import GenerationSettings, generate_responses
 from ..evaluation.runner import generation_defaults
 from ..methods.registry import resolve_method
@@ -56,12 +57,13 @@ class SafetyEditor(BaseEditor):
 
     @classmethod
     def from_hparams(cls, hparams, model=None, tok=None, dtype: Optional[str] = None,
-                     generation: Optional[GenerationSettings] = None) -> "SafetyEditor":
+                     generation: Optional[GenerationSettings] = None, prompt_format: str = "raw") -> "SafetyEditor":
         """Build from hparams; loads the model by its `model_class`/`tokenizer_class` unless one is given."""
-        return cls(hparams, model=model, tok=tok, dtype=dtype, generation=generation)
+        return cls(hparams, model=model, tok=tok, dtype=dtype, generation=generation, prompt_format=prompt_format)
 
     def __init__(self, hparams, model=None, tok=None, dtype: Optional[str] = None,
-                 generation: Optional[GenerationSettings] = None, prefer: Optional[str] = None):
+                 generation: Optional[GenerationSettings] = None, prefer: Optional[str] = None,
+                 prompt_format: str = "raw"):
         # BaseEditor.__init__ is not called: PyPI's hard-codes `model.to(f"cuda:{device}")` and
         # picks model classes from substrings of the name.
         self.hparams = hparams
@@ -75,6 +77,8 @@ class SafetyEditor(BaseEditor):
         if tok is None:
             raise UserError("SafetyEditor got a model without its tokenizer; pass tok=... as well")
         self.model, self.tok = model, tok
+        # raw (EasyEdit's): the texts as given; chat: each through the tokenizer's chat template (formats.py).
+        self.format = PromptFormat(prompt_format, tok)
         self.model_name = hparams.model_name if isinstance(hparams.model_name, str) else type(model).__name__
         if generation is None:
             length, output = generation_defaults(hparams)
@@ -90,7 +94,7 @@ class SafetyEditor(BaseEditor):
         return self._editor
 
     def _responses(self, model, inputs: Sequence[str]) -> Dict[str, str]:
-        gens = generate_responses(model, self.tok, list(inputs), self.generation)
+        gens = generate_responses(model, self.tok, [self.format(text) for text in inputs], self.generation)
         return {key: g.text for key, g in zip(METRIC_KEYS, gens)}
 
     def edit(self, editing_method: str, prompts: Union[str, List[str]], prompts_with_systemPrompt: Union[str, List[str]],
@@ -117,10 +121,10 @@ class SafetyEditor(BaseEditor):
         for i in range(n):
             post_inputs.append(([with_system[i]] + list(general_sys[i] or [])) if use_system
                                else [prompts[i]] + list(general[i] or []))
-            requests.append({"prompt": with_system[i] if use_system else prompts[i], "target_new": targets[i],
-                             "ground_truth": truths[i], "portability": {},
-                             "locality": _locality_for(locality_inputs_with_systemPrompt if use_system
-                                                       else locality_inputs, i, n)})
+            requests.append(self.format.request({
+                "prompt": with_system[i] if use_system else prompts[i], "target_new": targets[i],
+                "ground_truth": truths[i], "portability": {},
+                "locality": _locality_for(locality_inputs_with_systemPrompt if use_system else locality_inputs, i, n)}))
         # Every "pre" from the vanilla model first, as EasyEdit's SafetyEditor does.
         pre = [self._responses(self.model, [prompts[i]] + list(general[i] or [])) for i in range(n)]
         all_metrics, weights_copy = [], {}

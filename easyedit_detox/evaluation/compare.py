@@ -46,7 +46,7 @@ KNOWN_EXTRA_METRICS = ("KQA", "CSum", "OverRefusal", "Degenerate", "DS_strict", 
 #: Metrics on a 0-100 scale, which the bar plot sets side by side (Fluency is n-gram entropy).
 PERCENT_METRICS = tuple(k for k in TABLE_METRICS if k != "Fluency") + KNOWN_EXTRA_METRICS
 #: The fields runs must share to be compared.
-COMPARED_FIELDS = ("data_sha256", "judge", "generation", "case_ids")
+COMPARED_FIELDS = ("data_sha256", "judge", "prompt_format", "generation", "case_ids")
 #: `generation` entries that change how fast responses come, not which: ignored by the check.
 GENERATION_KEYS_NOT_AFFECTING_RESPONSES = frozenset({"batch_size", "cases_per_batch"})
 
@@ -230,6 +230,8 @@ def check_comparable(summaries: Sequence[Mapping[str, Any]],
             out.extend(_generation_differences(summaries, labels))
             continue
         values = [s.get(field) for s in summaries]
+        if field == "prompt_format":
+            values = [prompt_format_of(s) for s in summaries]
         if field == "case_ids":
             # Metrics are means over cases: the same cases in another order give the same numbers.
             values = [None if v is None else sorted(v) for v in values]
@@ -237,6 +239,11 @@ def check_comparable(summaries: Sequence[Mapping[str, Any]],
         if found:
             out.append(found)
     return out
+
+
+def prompt_format_of(summary: Mapping[str, Any]) -> str:
+    """The run's prompt format; runs written before the chat format existed fed the raw text."""
+    return summary.get("prompt_format") or "raw"
 
 
 def _refusal(differences: Sequence[Difference]) -> str:
@@ -271,6 +278,7 @@ def shared_facts(summaries: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
     models = _distinct(s["model"] for s in summaries)
     return {
         "judge": " / ".join(_distinct(s["judge"] for s in summaries)),
+        "prompt_format": " / ".join(_distinct(prompt_format_of(s) for s in summaries)),
         "data": _data_text(summaries),
         "n": " / ".join(str(n) for n in _distinct(s["n_cases"] for s in summaries)),
         "models_label": "model" if len(models) == 1 else "models",
@@ -281,7 +289,7 @@ def shared_facts(summaries: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
 def facts_line(summaries: Sequence[Mapping[str, Any]]) -> str:
     """One line naming the judge, data, number of cases and model(s) of the runs."""
     f = shared_facts(summaries)
-    return (f"judge: {f['judge']} | data: {f['data']} | n: {f['n']} cases | "
+    return (f"judge: {f['judge']} | prompt format: {f['prompt_format']} | data: {f['data']} | n: {f['n']} cases | "
             f"{f['models_label']}: {f['models']}")
 
 
@@ -357,7 +365,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     """One run's summary as a Markdown table: a row per metric, columns pre, post and change."""
     lines = [
         f"method: {summary['method']} | model: {summary['model']} | judge: {summary['judge']} "
-        f"| cases: {summary['n_cases']}",
+        f"| prompt format: {prompt_format_of(summary)} | cases: {summary['n_cases']}",
         "",
         "| metric | pre | post | change |",
         "| --- | ---: | ---: | ---: |",

@@ -34,6 +34,7 @@ from .compare import summary_markdown
 from .dataset import SafeEditCase, SafeEditDataset
 from .degeneration import RULE as DEGENERATION_RULE
 from .easyedit_protocol import easyedit_generate, seed_like_easyedit
+from .formats import RAW, PromptFormat
 from .generation import Generation, GenerationSettings, generate
 from .judges import Judge, get_judge
 from .metrics import word_tokenizer_name
@@ -88,6 +89,7 @@ class EvaluationSettings:
     merge_timeout_s: float = 24 * 3600.0
     run_id: Optional[str] = None
     protocol: str = "greedy"  # or "easyedit" (EasyEdit-git's test_safety_gen)
+    prompt_format: str = "raw"  # or "chat": every input through the tokenizer's chat template (formats.py)
     general_cases: int = 10  # edited states that also answer the general probes (0: none)
     general_items: int = 50  # items per general probe
     general_options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. {"kqa": path}
@@ -132,6 +134,10 @@ class Evaluation:
         self.settings = s = settings or EvaluationSettings()
         if s.protocol not in PROTOCOLS:
             raise UserError(f"generation protocol {s.protocol!r} is unknown; use one of {list(PROTOCOLS)}")
+        if s.protocol == "easyedit" and s.prompt_format != RAW:
+            raise UserError("--generation easyedit reproduces EasyEdit's test_safety_gen, which feeds SafeEdit's raw "
+                            "text; use it with --prompt-format raw, or --generation greedy for the chat format")
+        self.format = PromptFormat(s.prompt_format, tok)
         self.judge: Judge = get_judge(judge)
         # The classifier judge runs beside the evaluated model: each torchrun rank on its own GPU.
         self.judge.to(model_device(model))
@@ -152,7 +158,7 @@ class Evaluation:
         self.run_id = s.run_id or launch_id()
         self.vanilla_digests = digests(model)  # once, before any edit: the restore checks and the cache key
         self.fingerprint = model_fingerprint(model, self.vanilla_digests)
-        self.safeedit = SafeEditProbe(self.judge, self.gen.max_length, self.gen.max_output_length)
+        self.safeedit = SafeEditProbe(self.judge, self.gen.max_length, self.gen.max_output_length, self.format)
         self.out_dir = out_dir
         self.general: List = []
         self.folder: Optional[ResultsFolder] = None
@@ -170,13 +176,15 @@ class Evaluation:
         pool = list(SafeEditDataset(self.dataset.path)) if s.general_cases > 0 else []
         context = GeneralContext(cases=pool, max_length=self.gen.max_length, tokenizer=self.tok,
                                  judge=self.judge, items_per_probe=s.general_items,
-                                 options={**s.general_options, "edited_ids": held}, device=model_device(self.model))
+                                 options={**s.general_options, "edited_ids": held}, device=model_device(self.model),
+                                 prompt_format=self.format)
         self.general = [p for p in (cls.build(context) for cls in GENERAL_PROBES.values())
                         if p is not None] if s.general_cases > 0 else []
         self.run_info = {
             "method": self.method.name, "model": self.model_label, "model_fingerprint": self.fingerprint,
             "data": os.path.abspath(self.dataset.path), "data_sha256": file_digest(self.dataset.path),
-            "judge": self.judge.name, "suffix": self.suffix, "generation": self.generation_info(),
+            "judge": self.judge.name, "suffix": self.suffix, "prompt_format": self.format.name,
+            "generation": self.generation_info(),
             "hparams": hparams_dict(self.hparams, _RUNTIME_KEYS), "mode": "sequential" if s.sequential else "per-case",
             "general": self.general_info(),
         }
@@ -186,8 +194,13 @@ class Evaluation:
         self.folder = ResultsFolder(self.out_dir, self.run_info, suffix=suffix)
         if s.use_cache and not s.straightforward and s.protocol == "greedy":
             facts = {"model": self.fingerprint, "tokenizer": tokenizer_fingerprint(self.tok), "protocol": s.protocol,
+                     "prompt_format": self.format.name,
                      "batch_size": self.gen.batch_size, **environment_facts(self.model)}
             self.cache = ResponseCache(s.cache_dir or default_cache_dir(), facts, writer=f"{os.getpid()}-{self.rank}")
+
+    def edit_request(self, case: SafeEditCase) -> Dict[str, Any]:
+        """The case's edit request as the method sees it: the suffix where it uses one, in the run's prompt format."""
+        return self.format.request(case.edit_request(self.suffix))
 
     # -- facts recorded with the results -------------------------------------------------------
     def generation_info(self) -> Dict[str, Any]:
@@ -383,7 +396,7 @@ class Evaluation:
         straightforward = self.settings.straightforward
         for k, (case, state) in enumerate(zip(group, states)):
             items = self._state_items(state)
-            with self.editor.edited(case.edit_request(self.suffix)) as edit:
+            with self.editor.edited(self.edit_request(case)) as edit:
                 infos[k] = edit.info
                 self.timings["edit"] += edit.info["seconds"]
                 if (not straightforward and self.settings.protocol == "greedy" and edit.in_place and edit.written
@@ -438,7 +451,7 @@ class Evaluation:
         try:
             edits: List[Dict[str, Any]] = []
             for n, case in enumerate(cases, 1):
-                edit = self.editor.keep(case.edit_request(self.suffix))
+                edit = self.editor.keep(self.edit_request(case))
                 self.timings["edit"] += edit.info["seconds"]
                 bar.update(1)
                 if n <= last:
@@ -535,6 +548,7 @@ class Evaluation:
         return {"method": self.method.name, "model": self.model_label, "judge": self.judge.name,
                 "data": self.run_info["data"], "data_sha256": self.run_info["data_sha256"],
                 "generation": self.generation_info(), "suffix_system_prompt": self.suffix,
+                "prompt_format": self.format.name,
                 "dtype": str(next(self.model.parameters()).dtype), "fluency_tokenizer": word_tokenizer_name(),
                 "degenerate_rule": DEGENERATION_RULE, "general": self.general_info()}
 
@@ -577,7 +591,7 @@ class Evaluation:
             return  # nothing edited yet: no table to show
         header = (f"# SafeEdit: {self.method.name} on {self.model_label}\n\n"
                   f"Data: `{self.run_info['data']}` ({summary['n_cases']} cases). Judge: `{self.judge.name}`. "
-                  f"Generation: {self.settings.protocol}. Fluency words: {summary['fluency_tokenizer']}.")
+                  f"Generation: {self.settings.protocol}. Prompt format: {self.format.name}. Fluency words: {summary['fluency_tokenizer']}.")
         self.folder.write_summary(summary, header + "\n\n" + summary_markdown(summary))
 
 

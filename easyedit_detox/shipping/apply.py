@@ -47,9 +47,10 @@ def _state_paths(output: str):
     return output + STATE_SUFFIX + ".json", output + STATE_SUFFIX + ".safetensors"
 
 
-def _identity(hparams_path: str, data_path: str, case_ids: List[int], dtype: str, base: str) -> Dict[str, Any]:
+def _identity(hparams_path: str, data_path: str, case_ids: List[int], dtype: str, base: str,
+              prompt_format: str) -> Dict[str, Any]:
     return {"hparams_sha256": file_digest(hparams_path), "data_sha256": file_digest(data_path), "case_ids": case_ids,
-            "dtype": dtype, "base_fingerprint": base}
+            "dtype": dtype, "base_fingerprint": base, "prompt_format": prompt_format}
 
 
 def _save_state(json_path: str, tensors_path: str, identity, done: int, edits, model, names) -> None:
@@ -85,12 +86,13 @@ def _load_state(json_path: str, tensors_path: str, identity) -> Optional[Dict[st
 
 def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Sequence[int]] = None,
                      limit: Optional[int] = None, save: Optional[str] = None, patch: Optional[str] = None,
-                     dtype: str = "float32", progress: bool = True) -> str:
+                     dtype: str = "float32", progress: bool = True, prompt_format: str = "raw") -> str:
     """The `apply` command; returns what it wrote, in one paragraph."""
     from ..bridge.hparams import hparams_dict, load_hparams
     from ..files import read_yaml
     from ..bridge.loading import load_model_and_tokenizer
     from ..evaluation.dataset import SafeEditDataset
+    from ..evaluation.formats import PromptFormat
     from ..evaluation.runner import select_cases
     from ..methods.registry import refuse_unsupported, resolve_method
     from .patches import make_patch
@@ -107,11 +109,12 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
     cases = select_cases(SafeEditDataset(data_path, limit=limit), case_ids)
     method = resolve_method(str(hparams.alg_name))
     suffix = getattr(hparams, "suffix_system_prompt", None) if method.uses_suffix else None
-    requests = [case.edit_request(suffix) for case in cases]
     model, tok = load_model_and_tokenizer(hparams, dtype=dtype)
+    fmt = PromptFormat(prompt_format, tok)
+    requests = [fmt.request(case.edit_request(suffix)) for case in cases]
     base_digests = digests(model)
     base = combined_digest(base_digests)
-    identity = _identity(hparams_path, data_path, [c.case_id for c in cases], dtype, base)
+    identity = _identity(hparams_path, data_path, [c.case_id for c in cases], dtype, base, fmt.name)
     json_path, tensors_path = _state_paths(os.path.abspath(save or patch))
 
     from ..methods.session import Editor
@@ -137,7 +140,7 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
     if patch:
         made = make_patch(changed, {n: params[n] for n in changed}, base_fingerprint=base, method=method.name,
                           hparams=hparams_dict(hparams), record_ids=[c.case_id for c in cases],
-                          package_version=package_version())
+                          package_version=package_version(), prompt_format=fmt.name)
         made.save(patch)
         written.append(f"patch {patch} ({len(made.names)} tensor(s))")
     if save:

@@ -74,7 +74,7 @@ class Patch:
 
 def make_patch(base_tensors: Mapping[str, torch.Tensor], edited_tensors: Mapping[str, torch.Tensor], *,
                base_fingerprint: str, method: str, hparams, record_ids: Iterable,
-               package_version: Optional[str] = None) -> Patch:
+               package_version: Optional[str] = None, prompt_format: str = "raw") -> Patch:
     """A patch of the parameters whose edited values differ from their base values (unchanged ones are left out)."""
     _check_pairs(base_tensors, edited_tensors)
     base, edited, digests = {}, {}, {}
@@ -89,6 +89,7 @@ def make_patch(base_tensors: Mapping[str, torch.Tensor], edited_tensors: Mapping
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "base_fingerprint": base_fingerprint,
         "method": method, "hparams": dict(hparams or {}), "record_ids": list(record_ids or []),
+        "prompt_format": prompt_format,
         "package_version": package_version or _package_version(), "tensors": digests,
     }
     # Round-trip through JSON now, so that what `save` writes is what this object holds

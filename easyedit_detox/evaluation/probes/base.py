@@ -13,7 +13,7 @@ lines go to general.jsonl and its percentage into the summary's pre and post.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from ..dataset import SafeEditCase
 from ..prompts import Generation, Prompt
@@ -57,6 +57,7 @@ class GeneralContext:
     items_per_probe: int
     options: Dict[str, Any] = field(default_factory=dict)
     device: Any = "cpu"  # the evaluated model's: a probe's own judge model runs beside it
+    prompt_format: Callable[[str], str] = str  # the run's (formats.py): a plain request text -> the model's input
 
 
 class GeneralProbe:

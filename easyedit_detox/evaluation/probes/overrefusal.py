@@ -65,10 +65,11 @@ class OverRefusalProbe(GeneralProbe):
                    "default: SafeEdit's knowledge-constraint instructions of records no evaluated edit holds")
     summary_key = "OverRefusal"
 
-    def __init__(self, prompts: List[str], source: str, detector, max_length: int):
+    def __init__(self, prompts: List[str], source: str, detector, max_length: int, prompt_format=str):
         self.source, self.detector = source, detector
         budget = max_length - MAX_NEW_TOKENS
-        self._items = [Item(self.name, i, Prompt(p, MAX_NEW_TOKENS, budget)) for i, p in enumerate(prompts)]
+        self._items = [Item(self.name, i, Prompt(prompt_format(p), MAX_NEW_TOKENS, budget))
+                       for i, p in enumerate(prompts)]
 
     @classmethod
     def build(cls, context: GeneralContext) -> Optional["OverRefusalProbe"]:
@@ -84,7 +85,7 @@ class OverRefusalProbe(GeneralProbe):
             prompts, source = prompts[: context.items_per_probe], "SafeEdit knowledge-constraint instructions"
         if not prompts:
             return None
-        return cls(prompts, source, detector, context.max_length)
+        return cls(prompts, source, detector, context.max_length, context.prompt_format)
 
     def items(self, state: State) -> List[Item]:
         return list(self._items)

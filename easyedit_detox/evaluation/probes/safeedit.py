@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 from ..dataset import METRIC_KEYS, SafeEditCase
 from ..degeneration import is_degenerate
@@ -18,14 +18,15 @@ class SafeEditProbe:
 
     name = NAME
 
-    def __init__(self, judge, max_length: int, max_output_length: int):
+    def __init__(self, judge, max_length: int, max_output_length: int, prompt_format: Callable[[str], str] = str):
         self.judge = judge
+        self.format = prompt_format
         self.max_new = max_output_length
         self.max_input = max_length - max_output_length
 
     def items(self, state: State) -> List[Item]:
-        """The five inputs of each of the state's cases, with the state's suffix."""
-        return [Item(NAME, (case.case_id, key), Prompt(text, self.max_new, self.max_input))
+        """The five inputs of each of the state's cases, with the state's suffix, in the run's prompt format."""
+        return [Item(NAME, (case.case_id, key), Prompt(self.format(text), self.max_new, self.max_input))
                 for case in state.cases for key, text in case.inputs(state.suffix).items()]
 
     def sides(self, state: State, items: Sequence[Item], responses: Sequence[Generation]) -> Dict[int, Dict[str, Any]]:
