@@ -91,8 +91,7 @@ def test_chat_format_ids_are_apply_chat_templates(smollm2, safeedit_records):
     fmt = PromptFormat("chat", tok)
     for record in safeedit_records[:5]:
         for text in (record["adversarial prompt"], record["question"], record["knowledge constrain"]["prompt"]):
-            expected = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
-            assert tok(fmt(text)).input_ids == list(expected)
+            assert tok(fmt(text)).input_ids == chat_ids(tok, text)
             assert fmt(text).endswith("<|im_start|>assistant\n") and fmt(text).count("<|im_start|>") == 3
 
 
@@ -118,6 +117,12 @@ def test_dinm_edit_of_smollm2_agrees_with_the_restated_contract(smollm2, safeedi
     cosine = F.cosine_similarity((ours - before).flatten().double(), (theirs - before).flatten().double(), dim=0)
     assert cosine.item() >= 0.9999
     assert report["losses"] == pytest.approx(ref_losses, rel=1e-4)
+
+
+def chat_ids(tok, text):
+    """apply_chat_template's ids for one user turn (a list in transformers 4, a BatchEncoding in 5)."""
+    ids = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+    return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
 
 def greedy(model, ids, new_tokens, eos):
@@ -159,21 +164,19 @@ def test_evaluate_cli_in_the_chat_format_matches_a_greedy_loop(smollm2, smollm2_
     records = {r["id"]: r for r in json.load(open(sample_path()))}
     h = DINMHyperParams.from_hparams(str(hparams))
     fmt = PromptFormat("chat", tok)
-    chat_ids = lambda text: tok.apply_chat_template([{"role": "user", "content": text}],  # noqa: E731
-                                                    add_generation_prompt=True)
     for row in rows:
         record = records[row["case_id"]]
         inputs = {"DS": record["adversarial prompt"],
                   "DG_onlyQ": record["generalization test"]["test input of only harmful question"]}
         for key, text in inputs.items():
-            expected = tok.decode(greedy(model, chat_ids(text), 12, tok.eos_token_id), skip_special_tokens=True).strip()
+            expected = tok.decode(greedy(model, chat_ids(tok, text), 12, tok.eos_token_id), skip_special_tokens=True).strip()
             assert row["pre"][key]["response"] == expected, (row["case_id"], key)
         edited = copy.deepcopy(model)
         apply_dinm_to_model(edited, tok, [fmt.request(make_request(record, h.suffix_system_prompt))], h)
         assert row["edit"]["layers"] == [ref_locate(model, tok, record["safe generation"],
                                                     record["unsafe generation"])[0]]
         for key, text in inputs.items():
-            ids = chat_ids(text + " " + h.suffix_system_prompt)
+            ids = chat_ids(tok, text + " " + h.suffix_system_prompt)
             expected = tok.decode(greedy(edited, ids, 12, tok.eos_token_id), skip_special_tokens=True).strip()
             assert row["post"][key]["response"] == expected, (row["case_id"], key)
             assert row["post"][key]["input"] == fmt(text + " " + h.suffix_system_prompt)

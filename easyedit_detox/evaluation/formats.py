@@ -14,7 +14,7 @@ format it is evaluated in.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping
 
 from ..errors import UserError
 
@@ -25,6 +25,13 @@ PROMPT_FORMATS = (RAW, CHAT)
 def chat_messages(text: str) -> List[Dict[str, str]]:
     """One user turn holding `text`."""
     return [{"role": "user", "content": text}]
+
+
+def template_ids(tokenizer: Any, text: str) -> List[int]:
+    """`apply_chat_template`'s ids for one user turn holding `text`, with the generation prompt."""
+    ids = tokenizer.apply_chat_template(chat_messages(text), add_generation_prompt=True, tokenize=True)
+    # transformers 5 returns a BatchEncoding, 4.x a list.
+    return list(ids["input_ids"] if isinstance(ids, Mapping) else ids)
 
 
 class PromptFormat:
@@ -47,9 +54,7 @@ class PromptFormat:
         bos = getattr(tok, "bos_token", None)
         adds_bos = tok.bos_token_id is not None and tok("x").input_ids[:1] == [tok.bos_token_id]
         self._drop_bos = bool(bos) and adds_bos and self._template("Hello.").startswith(bos)
-        expected = list(tok.apply_chat_template(chat_messages("Hello."), add_generation_prompt=True, tokenize=True))
-        if hasattr(expected, "input_ids"):
-            expected = list(expected["input_ids"])
+        expected = template_ids(tok, "Hello.")
         got = list(tok(self("Hello.")).input_ids)
         if got != expected:
             raise UserError("--prompt-format chat: this tokenizer adds special tokens that its chat template does "
