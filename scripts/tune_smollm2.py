@@ -68,11 +68,12 @@ def main():
         hparams = load_hparams(path)
         if model is None:
             model, tok = load_model_and_tokenizer(hparams)
-        settings = EvaluationSettings(prompt_format="chat", general_cases=3, general_items=5,
-                                      cache_dir=os.path.join(args.out, "vanilla-cache"))
+        # Batches of 32: a 135M model's decoding on a CPU is bound by reading the weights, not by arithmetic.
+        settings = EvaluationSettings(prompt_format="chat", general_cases=3, general_items=5, batch_size=32,
+                                      cases_per_batch=len(TUNING_IDS), cache_dir=os.path.join(args.out, "vanilla-cache"))
         summary = evaluate(model, tok, hparams, sample_path(), os.path.join(args.out, name), case_ids=TUNING_IDS,
                            model_label="SmolLM2-135M-Instruct (Q4_1, dequantized)", settings=settings,
-                           generation=GenerationSettings(MAX_LENGTH, MAX_NEW, batch_size=8))
+                           generation=GenerationSettings(MAX_LENGTH, MAX_NEW, batch_size=32))
         post = summary["post"]
         rows.append({"candidate": name, **{k: round(post[k], 2) for k in
                      ("DS", "DG_Avg", "OverRefusal", "Degenerate", "DS_strict", "Fluency") if k in post},

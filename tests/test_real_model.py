@@ -235,3 +235,38 @@ def test_smollm2_hparams_load_with_easyeditors_classes_and_name_real_parameters(
         shipped = load_method_hparams(file_name)
         assert vars(shipped) == vars(load_hparams(smollm2_yamls()[method])), file_name
     assert os.path.isfile(asset("dinm-smollm2.yaml"))
+
+
+@pytest.mark.git_only("EasyEdit-git's BaseEditor runs on the CPU; PyPI's needs CUDA")
+def test_readme_baseeditor_chat_example_edits_smollm2_as_dinm_does(smollm2_dir, smollm2_cache, safeedit_records,
+                                                                    monkeypatch):
+    """The README's "In the chat format" BaseEditor call, on SmolLM2: it edits what apply_dinm_to_model edits."""
+    from easyeditor import BaseEditor
+
+    from easyedit_detox import model_folder
+    from easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model
+
+    monkeypatch.setenv("EASYEDIT_DETOX_CACHE", smollm2_cache)
+    hparams = DINMHyperParams.from_hparams(HPARAMS)
+    hparams.model_name = model_folder(hparams.model_name)
+    assert hparams.model_name == smollm2_dir and os.path.basename(smollm2_dir).startswith("llama-")
+    hparams.max_length, hparams.num_steps = 160, 2  # short: the wiring is what this test checks
+    editor = BaseEditor.from_hparams(hparams)
+    model, tok = editor.model, editor.tok
+    reference = copy.deepcopy(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    chat = PromptFormat("chat", tok)
+    suffix = hparams.suffix_system_prompt
+    record = safeedit_records[22]
+    knowledge = record["knowledge constrain"]
+    editor.edit(
+        prompts=[chat(record["adversarial prompt"] + " " + suffix)], target_new=[record["safe generation"]],
+        ground_truth=[record["unsafe generation"]],
+        locality_inputs={"general knowledge constraint": {"prompt": [chat(knowledge["prompt"] + " " + suffix)],
+                                                          "ground_truth": [knowledge["answer"]]}},
+        sequential_edit=True, verbose=False)
+    apply_dinm_to_model(reference, tok, [chat.request(make_request(record, suffix))], hparams)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert len(changed) == 1 and changed.pop().endswith("mlp.down_proj.weight")
+    ours = dict(reference.named_parameters())
+    assert all(torch.allclose(p, ours[n], atol=1e-6) for n, p in model.named_parameters())

@@ -46,6 +46,7 @@ class PublishedTokenizer:
     unk_token: str
     model_max_length: int
     source: str
+    architecture: str  # the GGUF's general.architecture
 
 
 # From HuggingFaceTB/SmolLM2-135M-Instruct's tokenizer_config.json / config.json on the Hugging Face
@@ -54,7 +55,8 @@ class PublishedTokenizer:
 PUBLISHED_TOKENIZERS = {
     "SmolLM2-135M-Instruct": PublishedTokenizer(
         bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>",
-        model_max_length=8192, source="HuggingFaceTB/SmolLM2-135M-Instruct tokenizer_config.json"),
+        model_max_length=8192, source="HuggingFaceTB/SmolLM2-135M-Instruct tokenizer_config.json",
+        architecture="llama"),
 }
 
 
@@ -92,6 +94,19 @@ def published_tokenizer(path: str) -> Optional[PublishedTokenizer]:
     return next((facts for model, facts in PUBLISHED_TOKENIZERS.items() if stem.startswith(model + ".")), None)
 
 
+def architecture(path: str) -> str:
+    """The GGUF file's `general.architecture` (e.g. llama): from the table when known, else read from the file."""
+    facts = published_tokenizer(path)
+    if facts is not None:
+        return facts.architecture
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise UserError(f"reading {os.path.basename(path)} needs the gguf package; pip install gguf") from None
+    field = GGUFReader(path).fields["general.architecture"]
+    return bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
 def default_models_dir() -> str:
     """Where converted folders go: $EASYEDIT_DETOX_CACHE/models, else ~/.cache/easyedit_detox/models."""
     root = os.environ.get("EASYEDIT_DETOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "easyedit_detox")
@@ -106,8 +121,9 @@ def converted_folder(name: str, models_dir: Optional[str] = None) -> str:
     digest = file_digest(path)
     stem = os.path.basename(path)[: -len(".gguf")] if path.endswith(".gguf") else os.path.basename(path)
     root = models_dir or default_models_dir()
-    # The transformers version is in the name: its loader does the dequantizing and writes the folder.
-    folder = os.path.join(root, f"{stem}-{digest}-transformers-{transformers.__version__}")
+    # The architecture leads the name: EasyEdit's BaseEditor picks model classes from substrings of model_name.
+    # The transformers version is in it too: its loader does the dequantizing and writes the folder.
+    folder = os.path.join(root, f"{architecture(path)}-{stem}-{digest}-transformers-{transformers.__version__}")
     marker = os.path.join(folder, MARKER)
     if os.path.exists(folder):
         if not os.path.isfile(marker):
