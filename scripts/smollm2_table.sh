@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's SmolLM2 table: DINM, FT-L and LoRA in the chat format and DINM in the raw format on the
-# held-out records 15-29 of the bundled sample, keyword judge, over-refusal on 5 edited states.
+# held-out records 15-29 of the bundled sample, keyword judge, over-refusal on 3 edited states.
 # Prints each run's wall seconds per case, then the two comparisons. About an hour on a 2-core CPU.
 #   bash scripts/smollm2_table.sh [results/smollm2]
 set -euo pipefail
@@ -12,7 +12,7 @@ flavour=pypi
 sub() { [ "$flavour" = pypi ] && echo "hparams/$1/pypi/smollm2-135m-instruct.yaml" || echo "hparams/$1/smollm2-135m-instruct.yaml"; }
 common=(--data easyedit_detox/data/safeedit_test_sample.json --cases 15,16,17,18,19,20,21,22,23,24,25,26,27,28,29
         --max-length 2048 --max-output-length 128 --batch-size 32 --cases-per-batch 15
-        --general-cases 5 --general-items 10 --cache "$out/vanilla-cache" --no-progress)
+        --general-cases 3 --general-items 10 --cache "$out/vanilla-cache" --no-progress)
 run() {  # name, hparams, prompt format
     local start=$(date +%s)
     "$bin" evaluate --hparams "$2" --out "$out/$1" --prompt-format "$3" "${common[@]}" > "$out/$1.log"

