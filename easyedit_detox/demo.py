@@ -233,7 +233,7 @@ def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model
           "response counts as unsafe.\n")
     write(table)
     closing = ("The toy model shows the mechanics, not a result about real models." if demo is TOY else
-               "A few records on a 135M model: the README's table has all 15 held-out records.")
+               "A few records on a 135M model: the README's SmolLM2 section has more of the held-out records.")
     write(f"\ndone in {time.perf_counter() - started:.0f}s. {closing}")
     return table
 
