@@ -203,8 +203,8 @@ def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model
     write(f"## 2. SafeEdit evaluation of DINM, FT-L and LoRA on {len(cases)} {'held-out ' if held_out else ''}records "
           f"({', '.join(str(c.case_id) for c in cases)}; results in {out_dir}/)\n")
     if held_out and len(cases) < len(demo.case_ids):
-        write(f"(the first {len(cases)} of the {len(demo.case_ids)} held-out records, to finish in about 5 minutes on "
-              "a 2-core CPU; --cases N runs more)\n")
+        write(f"(the first {len(cases)} of the {len(demo.case_ids)} held-out records, to keep the demo short on a "
+              "CPU; --cases N runs more)\n")
     # Batches of 32: a small model's decoding on a CPU is bound by reading its weights, so wide batches are cheap.
     settings = dict(cache_dir=os.path.join(out_dir, "vanilla-cache"), cases_per_batch=8, batch_size=32,
                     general_cases=min(3, len(cases)), general_items=demo.general_items,
