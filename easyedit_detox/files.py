@@ -35,6 +35,11 @@ def read_yaml(path: Union[str, os.PathLike]) -> dict:
     return config
 
 
+def default_cache_dir() -> str:
+    """$EASYEDIT_DETOX_CACHE, else ~/.cache/easyedit_detox: the vanilla responses and converted models."""
+    return os.environ.get("EASYEDIT_DETOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "easyedit_detox")
+
+
 def write_atomically(path: Union[str, os.PathLike], data: Union[str, bytes]) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half of one."""
     path = os.fspath(path)

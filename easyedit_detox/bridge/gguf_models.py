@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import UserError
-from ..files import file_digest, write_atomically
+from ..files import default_cache_dir, file_digest, write_atomically
 
 LOG = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ def architecture(path: str) -> str:
 
 def default_models_dir() -> str:
     """Where converted folders go: $EASYEDIT_DETOX_CACHE/models, else ~/.cache/easyedit_detox/models."""
-    root = os.environ.get("EASYEDIT_DETOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "easyedit_detox")
-    return os.path.join(root, "models")
+    return os.path.join(default_cache_dir(), "models")
 
 
 def converted_folder(name: str, models_dir: Optional[str] = None) -> str:

@@ -19,15 +19,11 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional
 
+from ..files import default_cache_dir  # noqa: F401  (the runner reads it from here)
 from ..weights import combined_digest
 from .generation import Generation, Prompt
 
 CACHE_FORMAT = 2
-
-
-def default_cache_dir() -> str:
-    """$EASYEDIT_DETOX_CACHE, else ~/.cache/easyedit_detox."""
-    return os.environ.get("EASYEDIT_DETOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "easyedit_detox")
 
 
 def _sha(text: str) -> str:
