@@ -13,7 +13,8 @@ sub() { [ "$flavour" = pypi ] && echo "hparams/$1/pypi/smollm2-135m-instruct.yam
 common=(--data easyedit_detox/data/safeedit_test_sample.json --cases 15,16,17,18,19,20,21,22,23,24,25,26,27,28,29
         --max-length 2048 --max-output-length 128 --batch-size 32 --cases-per-batch 15
         --general-cases 3 --general-items 10 --cache "$out/vanilla-cache" --no-progress)
-run() {  # name, hparams, prompt format
+run() {  # name, hparams, prompt format; a run whose summary exists is kept (rerun: delete its folder)
+    if [ -f "$out/$1/summary.json" ]; then echo "$1: kept (finished earlier)"; return; fi
     local start=$(date +%s)
     "$bin" evaluate --hparams "$2" --out "$out/$1" --prompt-format "$3" "${common[@]}" > "$out/$1.log"
     echo "$1: $(( $(date +%s) - start )) s wall for 15 cases" | tee -a "$out/seconds.txt"

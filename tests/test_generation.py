@@ -110,11 +110,40 @@ def test_output_order_is_input_order(tiny_llama, safeedit_records):
     seen = record_generate_inputs(model)
     outs = generate_responses(model, tok, texts, GenerationSettings(2048, 8, batch_size=2))
     assert [o.input_tokens for o in outs] == [len(tok(t).input_ids) for t in texts]
-    # Batches are formed from length-sorted inputs: three calls, each no longer than needed.
+    # Batches are formed from length-sorted inputs, at most 2 rows each, each no wider than its longest row.
     lengths = sorted(len(tok(t).input_ids) for t in texts)
-    assert [s.shape for s in seen] == [(2, lengths[1]), (2, lengths[3]), (1, lengths[4])]
+    widths = [s.shape[1] for s in seen]
+    assert widths == sorted(widths) and set(widths) <= set(lengths) and widths[-1] == lengths[-1]
+    assert all(s.shape[0] <= 2 for s in seen) and sum(s.shape[0] for s in seen) == len(texts)
     for text, out in zip(texts, outs):
         assert generate_responses(model, tok, [text], GenerationSettings(2048, 8))[0] == out
+
+
+def test_short_and_long_inputs_do_not_share_a_batch(tiny_llama, safeedit_records):
+    """A case's short question is not padded to its 1,000-token attack prompt: padding would cost more than the text."""
+    model, tok = tiny_llama
+    r = safeedit_records[1]
+    short = [r["question"], safeedit_records[0]["question"], "Hello"]
+    long = [r["generalization test"]["test input of other attack prompt input"],
+            r["generalization test"]["test input of other attack prompt input"] + " Please answer."]
+    lengths = {t: len(tok(t).input_ids) for t in short + long}
+    assert max(lengths[t] for t in short) * 4 < min(lengths[t] for t in long)  # the premise
+    seen = record_generate_inputs(model)
+    outs = generate_responses(model, tok, [long[0], short[0], long[1], short[1], short[2]],
+                              GenerationSettings(2048, 4, batch_size=32))
+    assert [s.shape for s in seen] == [(3, max(lengths[t] for t in short)), (2, max(lengths[t] for t in long))]
+    assert [o.input_tokens for o in outs] == [lengths[t] for t in (long[0], short[0], long[1], short[1], short[2])]
+
+
+def test_length_batches_close_a_batch_when_padding_would_outweigh_text():
+    from easyedit_detox.evaluation.generation import length_batches
+
+    # Worked by hand (lengths include the new tokens): 4 x 983 padded tokens against 1,287 real ones is too
+    # much padding, 3 x 134 against 304 is not; equal lengths split only at the batch size.
+    assert length_batches([0, 1, 2, 3, 4], [40, 130, 134, 983, 991], 32) == [[0, 1, 2], [3, 4]]
+    assert length_batches([0, 1, 2, 3, 4], [500] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert length_batches([0, 1], [1, 60], 8) == [[0, 1]]  # a few tokens of padding per row are always fine
+    assert length_batches([], [], 8) == []
 
 
 def test_left_truncation_keeps_bos_and_the_end(tiny_llama, safeedit_records):
@@ -216,7 +245,8 @@ def test_rows_with_their_own_budgets_share_a_batch(tiny_llama, safeedit_records)
     from easyedit_detox.evaluation.generation import Prompt, generate
 
     model, tok = tiny_llama
-    texts = texts_of_varied_length(safeedit_records)
+    # Inputs of similar length, so that padding does not split them into several batches.
+    texts = [r["question"] for r in safeedit_records[:5]]
     budgets = [3, 12, 7, 12, 5]
     prompts = [Prompt(t, b, 2048 - b) for t, b in zip(texts, budgets)]
     seen = record_generate_inputs(model)
