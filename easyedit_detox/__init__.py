@@ -1,13 +1,12 @@
 """easyedit-detox: DINM and the SafeEdit evaluation as a plugin for EasyEdit.
 
-`import easyedit_detox` registers DINM with easyeditor, so `BaseEditor.from_hparams(
-DINMHyperParams.from_hparams(path))` works as for EasyEdit's built-in methods (see
-`bridge/registration.py` for the policy next to EasyEdit's own DINM). Importing one of the
-package's modules (`easyedit_detox.evaluation.metrics`, the CLI, ...) does not register and does
-not import easyeditor; call `easyedit_detox.register()` to register explicitly.
+Importing this package (or any of its modules) registers DINM with easyeditor, at once when
+easyeditor is imported and otherwise the moment it is, so `BaseEditor.from_hparams(
+DINMHyperParams.from_hparams(path))` works as for EasyEdit's built-in methods whatever the import
+order (see `bridge/registration.py` for the policy next to EasyEdit's own DINM). The package
+itself never imports easyeditor to register: `easyedit-detox --help` stays instant. Reading
+`easyedit_detox.REGISTRATION` imports easyeditor, so it always says what happened.
 """
-
-import sys as _sys
 
 __version__ = "0.2.0"
 
@@ -25,14 +24,22 @@ _LAZY = {
     "model_folder": "bridge.gguf_models",
 }
 
-#: What `register()` did (a `Registration`, comparable with 'added', 'replaced', 'kept', 'untouched'),
-#: or None while nothing has registered.
-REGISTRATION = None
+#: What registering did (a `Registration`, comparable with 'added', 'replaced', 'kept', 'untouched').
+#: Not set until easyeditor is imported; reading it imports easyeditor (see __getattr__).
 
 __all__ = sorted(_LAZY) + ["REGISTRATION", "__version__"]
 
 
 def __getattr__(name):
+    if name == "REGISTRATION":
+        from .upstream import easyeditor
+
+        easyeditor()  # registration runs when its import finishes
+        if "REGISTRATION" not in globals():
+            from .bridge.registration import register
+
+            register()  # easyeditor was imported before this package, and registering then failed
+        return globals()["REGISTRATION"]
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'easyedit_detox' has no attribute {name!r}")
@@ -43,27 +50,6 @@ def __getattr__(name):
     return value
 
 
-def _imported_for_a_submodule() -> bool:
-    """True when Python runs this file only as the parent of `easyedit_detox.<something>` being imported.
+from .bridge.registration import register_when_easyeditor_imports as _register_when_easyeditor_imports
 
-    `import easyedit_detox.evaluation.metrics` executes this file first; the import machinery's frames
-    above it name the module actually asked for (importlib's `name`, runpy's `mod_name` for `-m`).
-    """
-    frame = _sys._getframe(1)
-    while frame is not None:
-        code = frame.f_code
-        if "importlib" in code.co_filename or code.co_filename.endswith("runpy.py"):
-            for key in ("name", "mod_name"):
-                asked = frame.f_locals.get(key)
-                if isinstance(asked, str) and asked.startswith(__name__ + "."):
-                    return True
-        elif code.co_filename != __file__:
-            return False  # the importing code itself: whatever it asked for was this package
-        frame = frame.f_back
-    return False
-
-
-if not _imported_for_a_submodule():
-    from .bridge.registration import register as _register
-
-    _register()
+_register_when_easyeditor_imports()

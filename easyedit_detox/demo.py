@@ -56,7 +56,7 @@ SMOLLM2 = DemoModel(
                  "its Q4_1 GGUF dequantized by transformers' loader), in the chat format"),
     hparams=(("DINM", "dinm-smollm2.yaml", "dinm"), ("FT-L", "ft-smollm2.yaml", "ft-l"),
              ("LoRA", "lora-smollm2.yaml", "lora")),
-    case_ids=tuple(range(15, 30)), default_cases=2, prompt_format="chat", max_length=2048, max_output_length=64,
+    case_ids=tuple(range(15, 30)), default_cases=1, prompt_format="chat", max_length=2048, max_output_length=64,
     general_items=3)
 TOY = DemoModel(
     key="toy", label="toy model (embedded)",

@@ -2,14 +2,16 @@
 
 Two EasyEdits exist: PyPI's `easyeditor` 0.0.1.dev0 (October 2023) and the git repository most
 researchers install. They differ in what `BaseEditor.edit` expects back from a method (see
-`methods/contracts.py`), in hard-coded CUDA (PyPI) and in the methods they ship. `flavour()` tells
+`returns_originals` below), in hard-coded CUDA (PyPI) and in the methods they ship. `flavour()` tells
 them apart without importing easyeditor, whose import chain takes seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import logging
 import os
 import warnings
 
@@ -36,11 +38,29 @@ def flavour() -> str:
     return GIT if any(os.path.exists(os.path.join(folder, *p.split("/"))) for p in git_only) else PYPI
 
 
+@contextlib.contextmanager
+def root_logging_kept():
+    """Inside the block, changes to the root logger's level and handlers are undone on exit.
+
+    easyeditor's `editors/editor.py` calls `logging.basicConfig(level=INFO)` at import, which would set the
+    host program's root logger to INFO with a stderr handler: a library must leave its caller's logging alone.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+
+
 @functools.lru_cache(maxsize=None)
 def easyeditor():
     """The imported `easyeditor` package; ImportError with install instructions when it cannot import."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), root_logging_kept():
             # Its import chain (timm's old module paths, ...) warns about things we cannot change.
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -1,4 +1,4 @@
-"""DINM registered with easyeditor like a built-in method, only when asked, and the policy next to EasyEdit's DINM."""
+"""DINM registered with easyeditor like a built-in method, whatever the import order, and the policy next to EasyEdit's DINM."""
 
 import logging
 import os
@@ -47,23 +47,53 @@ def test_registering_again_is_harmless():
     assert dict(ALG_DICT) == before
 
 
-def test_importing_a_submodule_neither_registers_nor_imports_easyeditor():
+def test_importing_a_submodule_does_not_import_easyeditor():
     code = ("import sys\nimport easyedit_detox.evaluation.metrics\nfrom easyedit_detox.evaluation import compare\n"
-            "import easyedit_detox\n"  # already imported as the parent: not a fresh import
-            "print('easyeditor' in sys.modules, easyedit_detox.REGISTRATION)")
-    assert run_python(code) == ["False", "None"]
+            "import easyedit_detox\nprint('easyeditor' in sys.modules, 'REGISTRATION' in vars(easyedit_detox))")
+    assert run_python(code) == ["False", "False"]
 
 
-def test_import_of_the_package_registers_and_register_can_be_called_later():
+IMPORT_ORDERS = [
+    # (what runs first, in a fresh interpreter); then easyeditor's ALG_DICT is read
+    "import easyedit_detox",
+    "import easyedit_detox.errors\nimport easyedit_detox",  # the order that once left DINM out
+    "import easyedit_detox.evaluation.metrics",
+    "import easyeditor\nimport easyedit_detox.errors",  # easyeditor first: registers at once
+    "from easyeditor import BaseEditor\nimport easyedit_detox",
+]
+
+
+@pytest.mark.parametrize("first", IMPORT_ORDERS)
+def test_dinm_is_registered_whatever_the_import_order(first):
+    code = (first + "\nfrom easyeditor.util.alg_dict import ALG_DICT\nimport easyedit_detox\n"
+            "from easyedit_detox.dinm import apply_dinm_to_model\n"
+            "print(ALG_DICT.get('DINM') is apply_dinm_to_model, ALG_DICT.get('DINM-detox') is apply_dinm_to_model,"
+            " vars(easyedit_detox).get('REGISTRATION'))\n"
+            "print(easyedit_detox.register())")  # idempotent: the first registration's record stays
+    out = run_python(code)
+    assert out[:2] == ["True", "True"] and out[2] in ("added", "replaced") and out[3] == out[2]
+
+
+def test_reading_registration_registers_and_register_can_be_called_later():
     code = ("import easyedit_detox\nfrom easyeditor.util.alg_dict import ALG_DICT\n"
             "print(easyedit_detox.REGISTRATION, ALG_DICT['DINM'] is easyedit_detox.apply_dinm_to_model)")
     assert run_python(code)[1] == "True"
-    code = ("import easyedit_detox.evaluation.metrics, easyedit_detox\n"
-            "print(easyedit_detox.REGISTRATION)\n"
+    code = ("import sys, easyedit_detox.evaluation.metrics, easyedit_detox\n"
+            "print('easyeditor' in sys.modules)\n"
+            "print(easyedit_detox.REGISTRATION)\n"  # reading it imports easyeditor, which registers
             "print(easyedit_detox.register())\n"
             "from easyeditor import DINMHyperParams\nprint(DINMHyperParams is easyedit_detox.DINMHyperParams)")
     out = run_python(code)
-    assert out[0] == "None" and out[1] in ("added", "replaced") and out[2] == "True"
+    assert out[0] == "False" and out[1] in ("added", "replaced") and out[2] == out[1] and out[3] == "True"
+
+
+def test_importing_leaves_the_callers_logging_as_it_was():
+    """easyeditor's import calls logging.basicConfig(level=INFO); through this package it changes nothing."""
+    code = ("import logging\nroot = logging.getLogger()\nbefore = (root.level, list(root.handlers))\n"
+            "import easyedit_detox\neasyedit_detox.REGISTRATION\n"  # imports easyeditor
+            "from easyedit_detox.upstream import easyeditor\neasyeditor()\n"
+            "import sys\nprint('easyeditor' in sys.modules, (root.level, list(root.handlers)) == before, root.level)")
+    assert run_python(code) == ["True", "True", str(logging.WARNING)]
 
 
 def native_dinm(*args, **kwargs):
@@ -117,7 +147,8 @@ def test_bad_preference_is_refused():
 
 
 def test_missing_easyeditor_gives_install_instructions():
-    code = "import sys; sys.modules['easyeditor'] = None\nimport easyedit_detox"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode != 0
+    code = "import sys; sys.modules['easyeditor'] = None\nimport easyedit_detox\nprint('imported')\n"
+    out = subprocess.run([sys.executable, "-c", code + "easyedit_detox.REGISTRATION"], capture_output=True, text=True)
+    # The package imports without easyeditor (compare, the metrics); what needs easyeditor says how to install it.
+    assert out.returncode != 0 and out.stdout.split() == ["imported"]
     assert "ImportError" in out.stderr and "pip install --no-deps easyeditor==0.0.1.dev0" in out.stderr

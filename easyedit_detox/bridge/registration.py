@@ -1,6 +1,10 @@
 """Adding DINM to easyeditor: its ALG_DICT (what BaseEditor looks methods up in) and `from easyeditor import ...`.
 
-`import easyedit_detox` calls `register()` (importing one of its submodules does not). Policies:
+DINM is registered as soon as both this package (any of its modules) and easyeditor are imported, in
+either order: importing the package registers at once when easyeditor is already imported, and
+otherwise the moment easyeditor's own import finishes (`register_when_easyeditor_imports`). So the
+package never imports easyeditor (seconds) just to register, `--help` stays instant, and no import
+order leaves DINM out. Policies:
 
 - default ("ours"): this package's DINM answers to "DINM" and "DINM-detox"; where easyeditor already
   has a DINM (EasyEdit from git), theirs moves to "DINM-EasyEdit" and `easyeditor.DINMHyperParams` /
@@ -13,8 +17,11 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
 import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, List, MutableMapping, Optional
 
@@ -99,6 +106,79 @@ def register(prefer: Optional[str] = None) -> Registration:
     from ..upstream import alg_dict, easyeditor
 
     result = register_into(alg_dict(), easyeditor(), apply_dinm_to_model, DINMHyperParams, prefer)
-    if easyedit_detox.REGISTRATION is None or result.status != "kept":
+    first = vars(easyedit_detox).get("REGISTRATION")  # not the attribute: reading that would register
+    if first is None or result.status != "kept":
         easyedit_detox.REGISTRATION = result
     return easyedit_detox.REGISTRATION
+
+
+class _AfterEasyEditorImport(importlib.abc.MetaPathFinder):
+    """Finds `easyeditor` with the other finders and has its loader register DINM once the package has run."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "easyeditor":
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        run_module = getattr(loader, "exec_module", None)
+        if run_module is None:
+            return spec
+
+        def exec_module(module):
+            run_module(module)
+            _stop_waiting()
+            if not _our_import_in_progress("easyedit_detox.dinm"):
+                _register_quietly()
+            # else: our DINM module is what imports easyeditor (its hparams class subclasses easyeditor's);
+            # registering needs it whole, so dinm/__init__.py registers as its last step.
+
+        loader.exec_module = exec_module  # this spec's own loader object: no other module is affected
+        return spec
+
+
+_WAITER: Optional[_AfterEasyEditorImport] = None
+_LOCK = threading.Lock()
+
+
+def _stop_waiting() -> None:
+    global _WAITER
+    with _LOCK:
+        if _WAITER is not None and _WAITER in sys.meta_path:
+            sys.meta_path.remove(_WAITER)
+        _WAITER = None
+
+
+def _our_import_in_progress(name: str) -> bool:
+    module = sys.modules.get(name)
+    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _register_quietly() -> None:
+    """register(), with a failure logged instead of raised: it must never break the host's `import easyeditor`."""
+    try:
+        register()
+    except Exception as exc:  # e.g. a bad EASYEDIT_DETOX_DINM value, or an easyeditor that cannot import
+        LOG.warning("easyedit-detox could not register DINM with easyeditor: %s", exc)
+
+
+def register_when_easyeditor_imports() -> None:
+    """Register DINM now if easyeditor is imported, else as soon as it is (idempotent, imports nothing heavy)."""
+    global _WAITER
+    module = sys.modules.get("easyeditor")
+    if module is not None:
+        spec = getattr(module, "__spec__", None)
+        if not getattr(spec, "_initializing", False):
+            _register_quietly()
+        return  # mid-import: the waiter already installed registers when it finishes
+    with _LOCK:
+        if _WAITER is None:
+            _WAITER = _AfterEasyEditorImport()
+            sys.meta_path.insert(0, _WAITER)
