@@ -144,6 +144,18 @@ def test_help_and_compare_import_no_heavy_library(tmp_path):
         assert proc.stdout.strip().splitlines()[-1] == "[]", (args, proc.stdout[-500:], proc.stderr[-500:])
 
 
+def test_python_dash_m_is_the_console_script(tmp_path):
+    """`python -m easyedit_detox` answers as `easyedit-detox` does: same help, same one-line error and exit 2."""
+    exe = os.path.join(os.path.dirname(sys.executable), "easyedit-detox")
+    missing = str(tmp_path / "missing.json")
+    for args in (["--help"], ["compare", missing]):
+        script = subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
+        module = subprocess.run([sys.executable, "-m", "easyedit_detox", *args], capture_output=True, text=True,
+                                timeout=60)
+        assert (module.returncode, module.stdout, module.stderr) == (script.returncode, script.stdout, script.stderr)
+    assert module.returncode == 2 and len(module.stderr.strip().splitlines()) == 1 and missing in module.stderr
+
+
 def test_a_method_that_cannot_edit_safeedit_requests_is_refused_before_any_work(tmp_path, capsys):
     rome = tmp_path / "rome.yaml"
     rome.write_text("alg_name: ROME\nmodel_name: /nonexistent/model\n")

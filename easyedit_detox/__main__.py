@@ -1,0 +1,8 @@
+"""`python -m easyedit_detox ...`: the same command line as the `easyedit-detox` console script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
