@@ -53,6 +53,13 @@ def _add_prompt_format(parser) -> None:
                              "one user turn through the tokenizer's chat template with the generation prompt")
 
 
+def _add_model_overrides(parser) -> None:
+    parser.add_argument("--model", dest="model_dir", metavar="DIR",
+                        help="load this checkpoint folder (or gguf: name) instead of the hparams' model_name")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N, N or auto instead of the hparams' device "
+                                         "(refused with model_parallel: true)")
+
+
 def _add_evaluate(sub) -> None:
     from .evaluation.probes import GENERAL_PROBES  # light: plain-data modules only
 
@@ -65,6 +72,7 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--cases", type=_case_ids, help="only these record ids, e.g. 0,3,7")
     ev.add_argument("--dtype", default="float32", choices=DTYPES,
                     help="dtype to load the model in (default float32, as EasyEdit)")
+    _add_model_overrides(ev)
     ev.add_argument("--max-length", type=_positive,
                     help="tokens of input plus response (default: the hparams' max_length for DINM, else 2048)")
     ev.add_argument("--max-output-length", type=_positive,
@@ -117,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--save", metavar="DIR", help="write the edited model as a Hugging Face folder")
     ap.add_argument("--patch", metavar="FILE", help="write only the changed tensors (safetensors, with metadata)")
     ap.add_argument("--dtype", default="float32", choices=DTYPES, help="dtype to load the model in")
+    _add_model_overrides(ap)
     _add_prompt_format(ap)
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -135,12 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     mend.add_argument("--val", required=True, help="SafeEdit validation JSON")
     mend.add_argument("--out", required=True, help="folder for the checkpoint (resumed when it exists)")
     mend.add_argument("--max-steps", type=_positive, help="stop after this many training steps")
+    _add_model_overrides(mend)
     mend.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     demo = sub.add_parser("demo", help="DINM, FT-L and LoRA on SmolLM2-135M-Instruct (or the toy), offline, in minutes")
     demo.add_argument("--out", default="results/demo", help="results folder (default results/demo)")
     demo.add_argument("--cases", type=_positive, default=None,
-                      help="how many records part 2 runs (default: 2 held-out records on SmolLM2, all 30 on the toy)")
+                      help="how many records part 2 runs (default: 1 held-out record on SmolLM2, all 30 on the toy)")
     demo.add_argument("--toy", action="store_true",
                       help="the embedded 1M-parameter toy model instead of SmolLM2 (raw format, about a minute)")
     return parser
@@ -167,7 +177,8 @@ def _evaluate(args) -> int:
                                   sequential=args.sequential, checkpoint_every=args.checkpoint_every)
     summary = evaluate_from_files(args.hparams, args.data, args.out, judge=args.judge, limit=args.limit,
                                   case_ids=args.cases, dtype=args.dtype, max_length=args.max_length,
-                                  max_output_length=args.max_output_length, settings=settings)
+                                  max_output_length=args.max_output_length, settings=settings,
+                                  model_dir=args.model_dir, device=args.device)
     if summary is not None:  # rank 0 (or the only process)
         print(f"{summary['method']} on {summary['model']}, {summary['n_cases']} cases, judge {summary['judge']}, "
               f"prompt format {summary['prompt_format']}")
@@ -189,7 +200,7 @@ def _apply(args) -> int:
 
     print(apply_from_files(args.hparams, args.data, case_ids=args.cases, limit=args.limit, save=args.save,
                            patch=args.patch, dtype=args.dtype, progress=not args.no_progress,
-                           prompt_format=args.prompt_format))
+                           prompt_format=args.prompt_format, model_dir=args.model_dir, device=args.device))
     return 0
 
 
@@ -206,7 +217,7 @@ def _train_mend(args) -> int:
     from .methods.mend_training import train_mend
 
     path = train_mend(args.hparams, args.train, args.val, args.out, max_steps=args.max_steps,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, model_dir=args.model_dir, device=args.device)
     print(f"MEND checkpoint: {path} (point the MEND hparams' archive at it)")
     return 0
 

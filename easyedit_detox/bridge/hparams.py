@@ -104,3 +104,36 @@ def _other_flavour_hint(path: str) -> str:
     if os.path.isfile(other) and os.path.abspath(other) != os.path.abspath(path):
         return f"; the installed easyeditor is {label}: use {os.path.relpath(other)}"
     return ""
+
+
+def apply_overrides(hparams, model: Optional[str] = None, device: Optional[str] = None) -> dict:
+    """Point `hparams` at another checkpoint and/or device (the CLI's --model, --device); returns what changed."""
+    import os
+
+    from ..devices import parse_device
+    from ..errors import UserError
+    from .gguf_models import is_gguf_name
+
+    changed: dict = {}
+    if model is not None:
+        if not is_gguf_name(model) and not os.path.isdir(os.path.expanduser(model)):
+            raise UserError(f"--model {model!r}: no such folder; pass the folder that holds the checkpoint's "
+                            "config.json (or a gguf:PACKAGE/FILE.gguf name)")
+        previous = getattr(hparams, "model_name", None)
+        hparams.model_name = model
+        # Some EasyEdit hparams name the tokenizer apart; it follows the model where it named the same checkpoint.
+        if getattr(hparams, "tokenizer_name", None) is not None and hparams.tokenizer_name == previous:
+            hparams.tokenizer_name = model
+        changed["model_name"] = model
+    if device is not None:
+        if getattr(hparams, "model_parallel", False):
+            raise UserError(f"--device {device}: the hparams set model_parallel: true, which spreads the model "
+                            "over every visible GPU; drop --device or set model_parallel: false")
+        try:
+            parse_device(device)
+        except HyperParamsError:
+            raise UserError(f"--device {device!r}: use cpu, cuda, cuda:N, N (a CUDA index) or auto") from None
+        # EasyEdit's methods read an int as a CUDA index: keep that form where the user gave one.
+        hparams.device = int(device) if device.strip().isdigit() else device.strip().lower()
+        changed["device"] = hparams.device
+    return changed

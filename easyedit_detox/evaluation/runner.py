@@ -95,6 +95,7 @@ class EvaluationSettings:
     general_options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. {"kqa": path}
     sequential: bool = False
     checkpoint_every: int = 0  # sequential: answer after every T edits (0: only at the end)
+    overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # --model/--device over the hparams' own
     # The baseline the benchmarks measure against: each case's vanilla and post-edit responses
     # generated on their own, nothing cached, no batching across cases.
     straightforward: bool = False
@@ -190,6 +191,8 @@ class Evaluation:
         }
         if s.sequential:
             self.run_info["checkpoint_every"] = s.checkpoint_every
+        if s.overrides:  # only when given, so folders written before overrides existed still resume
+            self.run_info["overrides"] = dict(s.overrides)
         suffix = "" if self.world == 1 else f".rank{self.rank}"
         self.folder = ResultsFolder(self.out_dir, self.run_info, suffix=suffix)
         if s.use_cache and not s.straightforward and s.protocol == "greedy":
@@ -607,9 +610,10 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
                         limit: Optional[int] = None, case_ids: Optional[Sequence[int]] = None,
                         dtype: str = "float32", max_length: Optional[int] = None,
                         max_output_length: Optional[int] = None,
-                        settings: Optional[EvaluationSettings] = None) -> Optional[Dict[str, Any]]:
+                        settings: Optional[EvaluationSettings] = None, model_dir: Optional[str] = None,
+                        device: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The `evaluate` command: load hparams, data, judge and model (checking each before the slow part), then run."""
-    from ..bridge.hparams import load_hparams
+    from ..bridge.hparams import apply_overrides, load_hparams
     from ..files import read_yaml
     from ..bridge.loading import load_model_and_tokenizer
     from ..methods.registry import refuse_unsupported
@@ -617,6 +621,9 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
     settings = settings or EvaluationSettings()
     refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
     hparams = load_hparams(hparams_path)
+    overrides = apply_overrides(hparams, model=model_dir, device=device)
+    if overrides:
+        settings = dataclasses.replace(settings, overrides=overrides)
     dataset = SafeEditDataset(data_path, limit=limit)
     cases = select_cases(dataset, case_ids)
     judge = get_judge(judge)

@@ -560,7 +560,8 @@ def _resolve(config) -> torch.device:
 
 
 def train_mend(hparams_path: str, train_path: str, val_path: str, out_dir: str,
-               max_steps: Optional[int] = None, progress: bool = True) -> str:
+               max_steps: Optional[int] = None, progress: bool = True, model_dir: Optional[str] = None,
+               device: Optional[str] = None) -> str:
     """Meta-train MEND on SafeEdit with easyeditor's EditTrainer; returns the checkpoint path (resumes `out_dir`)."""
     from ..evaluation.dataset import SafeEditDataset
     from ..upstream import PYPI, flavour
@@ -568,7 +569,10 @@ def train_mend(hparams_path: str, train_path: str, val_path: str, out_dir: str,
 
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise UserError(f"max_steps must be a positive integer or None, got {max_steps!r}")
+    from ..bridge.hparams import apply_overrides
+
     config = load_training_hparams(hparams_path)
+    overrides = apply_overrides(config, model=model_dir, device=device)  # part of the run's digest below
     check_supported(config)
     device = _resolve(config)  # before anything is written: a wrong device leaves no folder behind
     train_records, val_records = SafeEditDataset(train_path), SafeEditDataset(val_path)
@@ -579,7 +583,8 @@ def train_mend(hparams_path: str, train_path: str, val_path: str, out_dir: str,
                info=info or {"kind": _KIND, "digest": identity["digest"], "covered": identity["covered"],
                              "hparams": os.path.abspath(yaml_path(hparams_path)), "easyeditor": flavour(),
                              "train": os.path.abspath(train_path), "val": os.path.abspath(val_path),
-                             "checkpoint": CHECKPOINT, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                             "checkpoint": CHECKPOINT, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                             **({"overrides": overrides} if overrides else {})})
     state_path = run.path(STATE)
     state = _read_state(state_path, out_dir) if os.path.isfile(state_path) else None
     if state is not None and state.get("digest") != run.digest:

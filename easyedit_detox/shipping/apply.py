@@ -86,9 +86,10 @@ def _load_state(json_path: str, tensors_path: str, identity) -> Optional[Dict[st
 
 def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Sequence[int]] = None,
                      limit: Optional[int] = None, save: Optional[str] = None, patch: Optional[str] = None,
-                     dtype: str = "float32", progress: bool = True, prompt_format: str = "raw") -> str:
+                     dtype: str = "float32", progress: bool = True, prompt_format: str = "raw",
+                     model_dir: Optional[str] = None, device: Optional[str] = None) -> str:
     """The `apply` command; returns what it wrote, in one paragraph."""
-    from ..bridge.hparams import hparams_dict, load_hparams
+    from ..bridge.hparams import apply_overrides, hparams_dict, load_hparams
     from ..files import read_yaml
     from ..bridge.loading import load_model_and_tokenizer
     from ..evaluation.dataset import SafeEditDataset
@@ -102,6 +103,7 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
         raise UserError("apply needs --save DIR (a Hugging Face model folder) and/or --patch FILE (the changed tensors)")
     refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
     hparams = load_hparams(hparams_path)
+    apply_overrides(hparams, model=model_dir, device=device)  # the patch's metadata then names the checkpoint used
     if save:
         check_out_dir(save)
     if patch and os.path.isdir(patch):
