@@ -125,3 +125,63 @@ def test_safety_editor_runs_easyeditors_ft_and_undoes_it(tiny_llama, tiny_llama_
     assert metrics[0]["pre"]["DS"] == greedy_text(model, tok, record["adversarial prompt"], 10)
     assert metrics[0]["post"] != metrics[0]["pre"]
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def easyedit_texts(model, tok, texts, max_new):
+    """EasyEdit-git's test_safety_gen for max_length >= 1624, restated: one left-padded batch, the decoded row minus
+    the input's characters and one more."""
+    side = tok.padding_side
+    tok.padding_side = "left"
+    batch = tok(list(texts), return_tensors="pt", padding=True)
+    tok.padding_side = side
+    out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=max_new)
+    return [tok.decode(row, skip_special_tokens=True)[len(text) + 1:] for text, row in zip(texts, out)]
+
+
+def test_safety_editor_generates_with_easyedits_protocol_when_asked(tiny_llama, tiny_llama_dir, tmp_path,
+                                                                   safeedit_records):
+    model, tok = tiny_llama
+    model.generation_config.do_sample = False
+    h = hparams_for(tmp_path, tiny_llama_dir)
+    record = safeedit_records[3]
+    inputs = [record["adversarial prompt"]] + [record["generalization test"][k] for k in GENERAL]
+    expected = easyedit_texts(model, tok, inputs, 10)
+    editor = SafetyEditor.from_hparams(h, model=model, tok=tok, protocol="easyedit")
+    metrics, _, _ = easyedit_style_batch(editor, h, [record], keep=True)
+    assert list(metrics[0]["pre"].values()) == expected
+    greedy = SafetyEditor.from_hparams(h, model=model, tok=tok)  # the default stays greedy, new tokens only
+    assert easyedit_style_batch(greedy, h, [record], keep=True)[0][0]["pre"]["DS"] == greedy_text(
+        model, tok, record["adversarial prompt"], 10)
+
+
+@pytest.mark.git_only("compares with EasyEdit-git's own test_safety_gen, which PyPI's easyeditor does not have")
+def test_safety_editor_easyedit_protocol_samples_as_easyedit_git(tiny_llama, tiny_llama_dir, tmp_path,
+                                                               safeedit_records):
+    from easyeditor.evaluate.evaluate_utils import test_safety_gen
+
+    model, tok = tiny_llama
+    model.generation_config.do_sample, model.generation_config.top_k = True, 20
+    h = hparams_for(tmp_path, tiny_llama_dir)
+    record = safeedit_records[1]
+    inputs = [record["adversarial prompt"]] + [record["generalization test"][k] for k in GENERAL]
+    torch.manual_seed(42)
+    import numpy as np
+    import random
+
+    np.random.seed(42)
+    random.seed(42)
+    side = tok.padding_side
+    theirs = test_safety_gen(model, tok, inputs, "cpu", h.max_length, h.max_output_length)
+    tok.padding_side = side
+    editor = SafetyEditor.from_hparams(h, model=model, tok=tok, protocol="easyedit")
+    metrics, _, _ = easyedit_style_batch(editor, h, [record], keep=True)
+    assert list(metrics[0]["pre"].values()) == theirs
+
+
+def test_safety_editor_refuses_an_unknown_protocol_and_easyedit_with_chat(tiny_llama, tiny_llama_dir, tmp_path):
+    model, tok = tiny_llama
+    h = hparams_for(tmp_path, tiny_llama_dir)
+    with pytest.raises(UserError, match="protocol 'sampled' is unknown"):
+        SafetyEditor.from_hparams(h, model=model, tok=tok, protocol="sampled")
+    with pytest.raises(UserError, match="prompt_format='raw'"):
+        SafetyEditor.from_hparams(h, model=model, tok=tok, protocol="easyedit", prompt_format="chat")

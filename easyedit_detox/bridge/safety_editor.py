@@ -19,9 +19,10 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import UserError
 from ..evaluation.dataset import METRIC_KEYS
+from ..evaluation.easyedit_protocol import easyedit_generate, seed_like_easyedit
 from ..evaluation.formats import PromptFormat
 from ..evaluation.generation import GenerationSettings, generate_responses
-from ..evaluation.runner import generation_defaults
+from ..evaluation.runner import PROTOCOLS, generation_defaults
 from ..methods.registry import resolve_method
 from ..methods.session import Editor, generation_model
 from ..upstream import easyeditor
@@ -57,13 +58,24 @@ class SafetyEditor(BaseEditor):
 
     @classmethod
     def from_hparams(cls, hparams, model=None, tok=None, dtype: Optional[str] = None,
-                     generation: Optional[GenerationSettings] = None, prompt_format: str = "raw") -> "SafetyEditor":
+                     generation: Optional[GenerationSettings] = None, prompt_format: str = "raw",
+                     protocol: str = "greedy") -> "SafetyEditor":
         """Build from hparams; loads the model by its `model_class`/`tokenizer_class` unless one is given."""
-        return cls(hparams, model=model, tok=tok, dtype=dtype, generation=generation, prompt_format=prompt_format)
+        return cls(hparams, model=model, tok=tok, dtype=dtype, generation=generation, prompt_format=prompt_format,
+                   protocol=protocol)
 
     def __init__(self, hparams, model=None, tok=None, dtype: Optional[str] = None,
                  generation: Optional[GenerationSettings] = None, prefer: Optional[str] = None,
-                 prompt_format: str = "raw"):
+                 prompt_format: str = "raw", protocol: str = "greedy"):
+        # protocol "greedy" (SAFEEDIT.md, `evaluate`'s default) or "easyedit": EasyEdit-git's test_safety_gen,
+        # the checkpoint's generation config seeded with 42, as `evaluate --generation easyedit`.
+        if protocol not in PROTOCOLS:
+            raise UserError(f"SafetyEditor protocol {protocol!r} is unknown; use one of {list(PROTOCOLS)}")
+        if protocol == "easyedit" and prompt_format != "raw":
+            raise UserError("protocol='easyedit' reproduces EasyEdit's test_safety_gen, which feeds the raw text; "
+                            "use it with prompt_format='raw', or protocol='greedy' for the chat format")
+        self.protocol = protocol
+        self._seeded = False
         # BaseEditor.__init__ is not called: PyPI's hard-codes `model.to(f"cuda:{device}")` and
         # picks model classes from substrings of the name.
         self.hparams = hparams
@@ -94,7 +106,14 @@ class SafetyEditor(BaseEditor):
         return self._editor
 
     def _responses(self, model, inputs: Sequence[str]) -> Dict[str, str]:
-        gens = generate_responses(model, self.tok, [self.format(text) for text in inputs], self.generation)
+        if self.protocol == "easyedit":
+            if not self._seeded:  # once, before the first generation, as importing EasyEdit's safety_editor.py does
+                seed_like_easyedit()
+                self._seeded = True
+            gens = easyedit_generate(model, self.tok, list(inputs), self.generation.max_length,
+                                     self.generation.max_output_length)
+        else:
+            gens = generate_responses(model, self.tok, [self.format(text) for text in inputs], self.generation)
         return {key: g.text for key, g in zip(METRIC_KEYS, gens)}
 
     def edit(self, editing_method: str, prompts: Union[str, List[str]], prompts_with_systemPrompt: Union[str, List[str]],
