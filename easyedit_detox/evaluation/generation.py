@@ -16,10 +16,10 @@ import logging
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 import torch
-from tqdm.auto import tqdm
 from transformers import GenerationConfig, GenerationMixin, StoppingCriteria, StoppingCriteriaList
 
 from easyedit_detox.errors import UserError
+from easyedit_detox.progress import TokenRate, progress_bar
 from easyedit_detox.evaluation.prompts import Generation, GenerationSettings, Prompt, _is_positive_int
 
 logger = logging.getLogger(__name__)
@@ -187,6 +187,17 @@ def prompts_for(texts: Sequence[str], settings: GenerationSettings) -> List[Prom
     return [Prompt(t, settings.max_output_length, settings.max_input_length) for t in texts]
 
 
+class _CountTokens(StoppingCriteria):
+    """Never stops anything: counts each decoding step's tokens for the progress bar's tokens per second."""
+
+    def __init__(self, rate: TokenRate, rows: int):
+        self.rate, self.rows = rate, rows
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        self.rate.add(self.rows)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
 class _RowBudgets(StoppingCriteria):
     """Stops each row of a batch once it has its own number of new tokens."""
 
@@ -197,14 +208,16 @@ class _RowBudgets(StoppingCriteria):
         return (input_ids.shape[1] - self.start) >= self.budgets.to(input_ids.device)
 
 
-def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, progress: bool = False,
-             before_batch: Optional[Callable[[List[int]], None]] = None) -> List[Generation]:
+def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, progress=False,
+             before_batch: Optional[Callable[[List[int]], None]] = None,
+             desc: str = "generating") -> List[Generation]:
     """Greedy responses of `model` to `prompts`, in input order, following SAFEEDIT.md's recipe.
 
     Prompts with different budgets may share a batch: each row stops at its own budget, so a
     row's response is the one it would get alone. `before_batch`, when given, is called with the
     indices (into `prompts`) of each batch's rows, in row order, before that batch generates
-    (per-row edits use it to know whose row is whose).
+    (per-row edits use it to know whose row is whose). `progress`: True for a bar of inputs with tokens
+    per second (on a terminal), or a caller's tqdm bar to advance by one per finished input.
     """
     if not prompts:
         return []
@@ -239,8 +252,11 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, p
     order = sorted(range(len(prompts)), key=lambda i: (budgets[i][1], len(ids[i])))
     results: List[Optional[Generation]] = [None] * len(prompts)
     batches = length_batches(order, [len(ids[i]) + budgets[i][1] for i in range(len(prompts))], batch_size)
+    own_bar = isinstance(progress, bool)
+    bar = progress_bar(len(prompts), desc, "input", enabled=progress, leave=False) if own_bar else progress
+    rate = TokenRate(bar)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+        for batch in batches:
             input_ids, attention_mask = _left_pad([ids[i] for i in batch], pad_id, device)
             row_budgets = [budgets[i][1] for i in batch]
             config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max(row_budgets),
@@ -248,6 +264,8 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, p
             criteria = StoppingCriteriaList()
             if min(row_budgets) != max(row_budgets):
                 criteria.append(_RowBudgets(input_ids.shape[1], torch.tensor(row_budgets)))
+            if not bar.disable:
+                criteria.append(_CountTokens(rate, len(batch)))
             if before_batch is not None:
                 before_batch(batch)
             output = generator.generate(input_ids=input_ids, attention_mask=attention_mask,
@@ -255,11 +273,14 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, p
             new = output[:, input_ids.shape[1]:].tolist()
             for row, i in enumerate(batch):
                 results[i] = _to_generation(tokenizer, new[row][:budgets[i][1]], eos_ids, len(ids[i]), truncated[i])
+            bar.update(len(batch))
+    if own_bar:
+        bar.close()
     return results  # type: ignore[return-value]
 
 
 def generate_responses(model, tokenizer, texts: List[str], settings: GenerationSettings,
-                       progress: bool = False,
+                       progress=False,
                        before_batch: Optional[Callable[[List[int]], None]] = None) -> List[Generation]:
     """Greedy responses of `model` to `texts` under one GenerationSettings (see `generate`)."""
     return generate(model, tokenizer, prompts_for(texts, settings), settings.batch_size, progress, before_batch)

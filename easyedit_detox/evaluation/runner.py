@@ -20,9 +20,9 @@ import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from tqdm.auto import tqdm
 
 from ..bridge.hparams import hparams_dict
+from ..progress import progress_bar
 from ..errors import UserError
 from ..files import file_digest
 from ..methods.device_scope import model_device
@@ -227,17 +227,25 @@ class Evaluation:
 
     # -- generation ----------------------------------------------------------------------------------
     def _generate(self, model, items: Sequence[Item], owners: Optional[Sequence[int]] = None,
-                  rowwise: Optional[RowwiseEdits] = None) -> List[Generation]:
-        """Responses to `items` from `model` (rows tagged with their state when `rowwise` is given)."""
+                  rowwise: Optional[RowwiseEdits] = None, bar=None,
+                  desc: str = "post-edit responses") -> List[Generation]:
+        """Responses to `items` from `model` (rows tagged with their state when `rowwise` is given).
+
+        Progress: `bar` (a caller's) advances per finished input; without one, a bar of its own is shown.
+        """
         if not items:
             return []
         if self.settings.protocol == "easyedit":
-            return self._generate_easyedit(model, items)
+            gens = self._generate_easyedit(model, items)
+            if bar is not None:
+                bar.update(len(items))
+            return gens
         before_batch = None
         if rowwise is not None:
             before_batch = lambda rows: rowwise.set_rows([owners[i] for i in rows])  # noqa: E731
         return generate(model, self.tok, [it.prompt for it in items], self.gen.batch_size,
-                        before_batch=before_batch)
+                        progress=bar if bar is not None else self.settings.progress,
+                        before_batch=before_batch, desc=desc)
 
     def _generate_easyedit(self, model, items: Sequence[Item]) -> List[Generation]:
         """SafeEdit items case by case as EasyEdit does (one call per case); other probes greedy."""
@@ -283,14 +291,13 @@ class Evaluation:
             chunk = max(self.gen.batch_size * 8, 1)
             if self.settings.protocol == "easyedit":
                 chunk = len(missing)
-            bar = tqdm(total=len(missing), desc="vanilla responses", unit="input", disable=not self.settings.progress)
+            bar = progress_bar(len(missing), "vanilla responses", "input", enabled=self.settings.progress)
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]
-                for i, gen in zip(part, self._generate(self.model, [items[i] for i in part])):
+                for i, gen in zip(part, self._generate(self.model, [items[i] for i in part], bar=bar)):
                     found[i] = gen
                     if self.cache:
                         self.cache.put(items[i].prompt, gen)
-                bar.update(len(part))
             bar.close()
             self.vanilla_generated += len(missing)
         self.timings["vanilla"] += time.perf_counter() - started
@@ -319,7 +326,7 @@ class Evaluation:
         if self.settings.protocol == "easyedit":
             seed_like_easyedit()
         self.editor = Editor(self.model, self.tok, self.hparams, method=self.method,
-                             vanilla_digests=self.vanilla_digests)
+                             vanilla_digests=self.vanilla_digests, progress=self.settings.progress)
         if self.settings.sequential:
             return self._run_sequential(list(cases))
         return self._run_per_case(list(cases))
@@ -359,7 +366,7 @@ class Evaluation:
             for line in lines:
                 general.add(line)
 
-        bar = tqdm(total=len(todo), desc=f"SafeEdit {self.method.name}", unit="case", disable=not self.settings.progress)
+        bar = progress_bar(len(todo), f"SafeEdit {self.method.name}", "case", enabled=self.settings.progress)
         try:
             for group in mine:
                 if not group:
@@ -449,8 +456,7 @@ class Evaluation:
             self.folder.append(SEQUENTIAL_FILE, [row])
             done.append(row)
         last = max(row["after_edits"] for row in done)
-        bar = tqdm(total=len(cases), initial=0, desc=f"sequential {self.method.name}", unit="edit",
-                   disable=not self.settings.progress)
+        bar = progress_bar(len(cases), f"sequential {self.method.name}", "edit", enabled=self.settings.progress)
         try:
             edits: List[Dict[str, Any]] = []
             for n, case in enumerate(cases, 1):

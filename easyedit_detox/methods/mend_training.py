@@ -504,15 +504,14 @@ def _save(trainer, run: _Run) -> None:
 
 def _train(trainer, config, train_set, run: _Run, progress: bool) -> None:
     """BaseTrainer.run's loop, resumable: train_step per batch, validation, saves at step boundaries."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     from easyeditor.trainer.utils import RunningStatAverager
 
     averager = RunningStatAverager("train")
     log_every = max(1, int(config.log_interval or 1))
     save_every = max(1, int(config.model_save_pt or 1))
-    bar = tqdm(total=run.total, initial=run.step, desc="MEND meta-training", unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(run.total, "MEND meta-training", "step", enabled=progress, initial=run.step)
     try:
         while not run.done:
             step = run.step + 1

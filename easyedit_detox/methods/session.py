@@ -68,8 +68,9 @@ class Editor:
     """Runs one EasyEdit method on one model, one request at a time."""
 
     def __init__(self, model, tok, hparams, method: Optional[Method] = None, prefer: Optional[str] = None,
-                 vanilla_digests: Optional[Dict[str, str]] = None):
+                 vanilla_digests: Optional[Dict[str, str]] = None, progress: bool = False):
         self.model, self.tok, self.hparams = model, tok, hparams
+        self.progress = progress  # a bar of optimisation steps during each edit (our DINM reports them)
         self.method = method or resolve_method(str(hparams.alg_name), prefer)
         self.device = model_device(model)
         self.call_hparams = hparams_on_device(hparams, self.device)
@@ -149,6 +150,12 @@ class Editor:
             hparams = self._with_native_layers(hparams, request)
         report: Dict[str, Any] = {}
         kwargs = {"report": report} if self.method.ours else {}
+        bar = None
+        if self.method.ours and self.progress:
+            from ..progress import progress_bar
+
+            bar = progress_bar(getattr(hparams, "num_steps", None), f"{self.method.name} edit", "step", leave=False)
+            kwargs["on_step"] = lambda step, loss: (bar.update(1), bar.set_postfix_str(f"loss {loss:.4f}"))
         started = time.perf_counter()
         chatter = io.StringIO()  # easyeditor print()s every step; keep stdout for results and progress bars
         try:
@@ -158,6 +165,8 @@ class Editor:
                                                       hparams, copy=False, return_orig_weights=True,
                                                       keep_original_weight=True, **kwargs)
         finally:
+            if bar is not None:
+                bar.close()
             if chatter.getvalue():
                 LOG.debug("%s printed:\n%s", self.method.name, chatter.getvalue()[-4000:])
         info = {"seconds": round(time.perf_counter() - started, 4)}

@@ -14,9 +14,8 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from tqdm.auto import tqdm
-
 from ..errors import UserError
+from ..progress import progress_bar
 from ..files import file_digest, write_atomically
 from ..weights import combined_digest, digests, tensor_digest, write_back
 
@@ -30,8 +29,7 @@ def apply_edits(model, tok, hparams, requests: Sequence[Dict[str, Any]], progres
     from ..methods.session import Editor
 
     editor = editor or Editor(model, tok, hparams)
-    bar = tqdm(total=len(requests), initial=start, desc=f"{editor.method.name} edits", unit="edit",
-               disable=not progress)
+    bar = progress_bar(len(requests), f"{editor.method.name} edits", "edit", enabled=progress, initial=start)
     try:
         for k in range(start, len(requests)):
             edit = editor.keep(requests[k])
