@@ -101,6 +101,8 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--cache", help="vanilla-response cache folder (default ~/.cache/easyedit_detox)")
     ev.add_argument("--no-cache", action="store_true", help="generate every vanilla response afresh")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    ev.add_argument("--easyedit-metrics", metavar="FILE.json",
+                    help="also write the cases as EasyEdit-git's SafetyEditor.edit returns them (all_metrics)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,13 +180,14 @@ def _evaluate(args) -> int:
     summary = evaluate_from_files(args.hparams, args.data, args.out, judge=args.judge, limit=args.limit,
                                   case_ids=args.cases, dtype=args.dtype, max_length=args.max_length,
                                   max_output_length=args.max_output_length, settings=settings,
-                                  model_dir=args.model_dir, device=args.device)
+                                  model_dir=args.model_dir, device=args.device, easyedit_metrics=args.easyedit_metrics)
     if summary is not None:  # rank 0 (or the only process)
         print(f"{summary['method']} on {summary['model']}, {summary['n_cases']} cases, judge {summary['judge']}, "
               f"prompt format {summary['prompt_format']}")
         print(summary_markdown(summary))
         lines = "sequential.jsonl" if args.sequential else "cases.jsonl"
-        print(f"results: {args.out}/summary.json, {args.out}/{lines}")
+        print(f"results: {args.out}/summary.json, {args.out}/{lines}"
+              + (f", {args.easyedit_metrics} (EasyEdit's all_metrics)" if args.easyedit_metrics else ""))
     return 0
 
 

@@ -14,6 +14,7 @@ world_size-th group of cases and rank 0 merges.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import socket
@@ -331,6 +332,15 @@ class Evaluation:
             return self._run_sequential(list(cases))
         return self._run_per_case(list(cases))
 
+    def write_easyedit_metrics(self, path: str) -> int:
+        """Write the finished cases as EasyEdit-git's SafetyEditor `all_metrics` list (JSON); returns how many."""
+        from .easyedit_metrics import easyedit_all_metrics
+
+        by_id = {case.case_id: case for case in self.dataset}
+        items = easyedit_all_metrics(self.folder.read(CASES_FILE), lambda i: self.edit_request(by_id[i]))
+        write_text(path, json.dumps(items, indent=2, ensure_ascii=False) + "\n")
+        return len(items)
+
     def _general_case_ids(self, cases: Sequence[SafeEditCase]) -> List[int]:
         return [c.case_id for c in spread(cases, self.settings.general_cases)]
 
@@ -617,7 +627,8 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
                         dtype: str = "float32", max_length: Optional[int] = None,
                         max_output_length: Optional[int] = None,
                         settings: Optional[EvaluationSettings] = None, model_dir: Optional[str] = None,
-                        device: Optional[str] = None) -> Optional[Dict[str, Any]]:
+                        device: Optional[str] = None,
+                        easyedit_metrics: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The `evaluate` command: load hparams, data, judge and model (checking each before the slow part), then run."""
     from ..bridge.hparams import apply_overrides, load_hparams
     from ..files import read_yaml
@@ -625,6 +636,13 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
     from ..methods.registry import refuse_unsupported
 
     settings = settings or EvaluationSettings()
+    if easyedit_metrics is not None:
+        from .compare import check_output_path
+
+        check_output_path(easyedit_metrics, "EasyEdit metrics file", (".json",))
+        if settings.sequential:
+            raise UserError("--easyedit-metrics writes EasyEdit's per-case all_metrics list; a --sequential run has "
+                            "no per-case post-edit responses: drop one of the two")
     refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
     hparams = load_hparams(hparams_path)
     overrides = apply_overrides(hparams, model=model_dir, device=device)
@@ -639,4 +657,7 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
     model, tok = load_model_and_tokenizer(hparams, dtype=dtype)
     evaluation = Evaluation(model, tok, hparams, dataset, out_dir, judge=judge, model_label=str(hparams.model_name),
                             settings=settings, generation=generation)
-    return evaluation.run(cases)
+    summary = evaluation.run(cases)
+    if easyedit_metrics is not None and summary is not None:
+        evaluation.write_easyedit_metrics(easyedit_metrics)
+    return summary
