@@ -171,6 +171,11 @@ def _evaluate(args) -> int:
                 options[key] = getattr(args, key)
     if args.refusal_judge:
         options["refusal_judge"] = args.refusal_judge
+    from .errors import UserError
+
+    if args.checkpoint_every and not args.sequential:
+        raise UserError(f"--checkpoint-every {args.checkpoint_every} answers the cases between sequential edits; "
+                        "add --sequential, or drop --checkpoint-every")
     settings = EvaluationSettings(batch_size=args.batch_size, cases_per_batch=args.cases_per_batch,
                                   cache_dir=args.cache, use_cache=not args.no_cache, progress=not args.no_progress,
                                   protocol=args.generation, prompt_format=args.prompt_format,

@@ -29,6 +29,9 @@ def read_yaml(path: Union[str, os.PathLike]) -> dict:
             config = yaml.safe_load(f)
     except yaml.YAMLError as exc:
         raise HyperParamsError(f"hparams file {full!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError as exc:
+        raise HyperParamsError(f"hparams file {full!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                               "save it as UTF-8") from None
     if not isinstance(config, dict):
         raise HyperParamsError(f"hparams file {full!r} must hold a mapping of keys to values, "
                                f"not {type(config).__name__}")

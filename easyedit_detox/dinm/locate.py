@@ -6,6 +6,7 @@ from typing import List
 
 import torch
 
+from ..errors import HyperParamsError
 from .encode import pad_token_id
 
 
@@ -16,7 +17,9 @@ def num_layers(model) -> int:
         value = getattr(config, key, None)
         if isinstance(value, int):
             return value
-    raise ValueError(f"cannot tell how many layers {type(model).__name__} has from its config")
+    raise HyperParamsError(f"cannot tell how many decoder layers {type(model).__name__} has from its config "
+                           "(no num_hidden_layers, n_layer or num_layers); set the hparams' layers: [N] to name "
+                           "the layer to edit instead of locating it")
 
 
 def input_device(model) -> torch.device:

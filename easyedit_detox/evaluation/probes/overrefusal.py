@@ -28,8 +28,11 @@ def load_benign(path: str) -> List[str]:
     where = f"benign-request file '{path}'"
     if not os.path.isfile(path):
         raise DataError(f"{where} does not exist; pass a JSON/JSONL list of prompts (strings or {{'prompt': ...}})")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
     try:
         records = json.loads(text)
         if not isinstance(records, list):
