@@ -58,6 +58,15 @@ def load_benign(path: str) -> List[str]:
     return prompts
 
 
+def _constraint(case) -> str:
+    return case.request["locality"]["general knowledge constraint"]["prompt"]
+
+
+def _normalised(text: str) -> str:
+    """Case and spacing do not make another instruction."""
+    return " ".join(text.lower().split())
+
+
 @register_probe
 class OverRefusalProbe(GeneralProbe):
     """Benign requests answered greedily; the refusal detector's label per response."""
@@ -83,8 +92,15 @@ class OverRefusalProbe(GeneralProbe):
             prompts, source = load_benign(path)[: context.items_per_probe], path
         else:
             held = set(context.options.get("edited_ids", ()))
-            prompts = list(dict.fromkeys(c.request["locality"]["general knowledge constraint"]["prompt"]
-                                         for c in context.cases if c.case_id not in held))
+            # By text, not by record: two records may share one instruction (10 and 24 of the bundled sample),
+            # and an edited model whose KL term protected that very text must not be tested on it.
+            protected = {_normalised(_constraint(c)) for c in context.cases if c.case_id in held}
+            by_text = {}
+            for c in context.cases:
+                key = _normalised(_constraint(c))
+                if key not in protected:
+                    by_text.setdefault(key, _constraint(c))
+            prompts = list(by_text.values())
             prompts, source = prompts[: context.items_per_probe], "SafeEdit knowledge-constraint instructions"
         if not prompts:
             return None
