@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_edit.py
 	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_real.py
 
 clean:

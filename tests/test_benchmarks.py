@@ -41,3 +41,13 @@ def test_eval_benchmark_runs_tiny(tmp_path):
     stdout, figures = run_benchmark("bench_eval.py", "--cases", "2", "--max-length", "64", "--max-output-length", "4",
                                     tmp_path=tmp_path)
     assert figures["same_responses"] is True and figures["second_method"]["vanilla_generated"] == 0
+
+
+def test_cli_benchmark_measures_help_and_compare(tmp_path):
+    from test_compare import summary, write_run
+
+    runs = [write_run(tmp_path, "a", summary()), write_run(tmp_path, "b", summary(method="FT"))]
+    stdout, figures = run_benchmark("bench_cli.py", "--repeat", "1", "--runs", *runs, tmp_path=tmp_path)
+    assert set(figures["seconds"]) == {"python -c pass (baseline)", "python -c 'import torch'", "easyedit-detox --help",
+                                       "easyedit-detox evaluate --help", "easyedit-detox compare (2 runs)"}
+    assert all(s > 0 for s in figures["seconds"].values()) and "x python start" in stdout
