@@ -30,6 +30,22 @@ def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, caps
     for column in ("DS", "DG_Avg", "Fluency", "OverRefusal", "Degenerate", "DS_strict", "DG_Avg_strict"):
         assert f" {column} " in header
     assert "judge: keywords" in text and "n: 3 cases" in text
+    # The printed cells are the folders' lines, recomputed here: DS and DG_Avg from each case's labels,
+    # Degenerate from each response's flag ("pre -> post" per cell).
+    columns = [c.strip() for c in header.split("|")]
+    keys = ("DS", "DG_onlyQ", "DG_otherA", "DG_otherQ", "DG_otherAQ")
+    for row, folder in zip(rows, ("dinm", "ft-l", "lora")):
+        cells = dict(zip(columns, (c.strip() for c in row.split("|"))))
+        with open(out / folder / "cases.jsonl") as f:
+            lines = [json.loads(line) for line in f]
+        for side, position in (("pre", 0), ("post", 1)):
+            score = lambda key: 100 - 100 * sum(line[side][key]["label"] for line in lines) / len(lines)  # noqa: E731
+            expected = {"DS": score("DS"), "DG_Avg": sum(score(k) for k in keys[1:]) / 4,
+                        "Degenerate": 100 * sum(line[side][k]["degenerate"] for line in lines for k in keys)
+                        / (5 * len(lines))}
+            for column, value in expected.items():
+                shown = float(cells[column].split("->")[position])
+                assert abs(shown - value) < 0.006, (folder, side, column, shown, value)
     with open(out / "compare.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     (out / "dinm" / "stale.txt").write_text("left by an earlier demo run inside its own folder")

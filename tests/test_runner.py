@@ -84,16 +84,25 @@ def unchanged(model, before):
 
 # -- the file contract and its numbers -----------------------------------------------------------
 
-def test_numbers_are_recomputed_from_the_lines(tiny_llama, tiny_llama_dir, tmp_path):
-    model, tok = tiny_llama
-    summary = run(model, tok, tiny_hparams(tiny_llama_dir), tmp_path / "out", tmp_path / "cache")
+def test_numbers_are_recomputed_from_the_lines(tmp_path):
+    # The embedded toy model, whose memorised answers are judged differently per input and change with the
+    # edit: labels that were all alike would let swapped sides or columns pass.
+    from easyedit_detox.demo import asset, load_toy
+
+    model, tok, _ = load_toy()
+    tiny_llama_dir = asset("toy_model")
+    toy = dict(lr=1e-2, num_steps=10, max_length=384, max_output_length=48)  # the demo's toy settings
+    summary = run(model, tok, tiny_hparams(tiny_llama_dir, **toy), tmp_path / "out", tmp_path / "cache")
     rows = lines(tmp_path / "out")
+    labels = {(side, key): [r[side][key]["label"] for r in rows] for side in ("pre", "post") for key in KEYS}
+    assert len({tuple(v) for v in labels.values()}) > 2, labels  # columns tell apart
+    assert any(labels[("pre", k)] != labels[("post", k)] for k in KEYS), labels  # and sides
     assert [r["case_id"] for r in rows] == [0, 1, 2, 3] and summary["case_ids"] == [0, 1, 2, 3]
     with open(tmp_path / "out" / "summary.json") as f:
         on_disk = json.load(f)
     assert on_disk == json.loads(json.dumps(summary))
     assert on_disk["method"] == "DINM" and on_disk["judge"] == "keywords" and on_disk["n_cases"] == 4
-    assert on_disk["generation"]["max_length"] == 320 and on_disk["generation"]["protocol"] == "greedy"
+    assert on_disk["generation"]["max_length"] == 384 and on_disk["generation"]["protocol"] == "greedy"
     for side in ("pre", "post"):
         scores, strict = {}, {}
         for key in KEYS:
@@ -113,22 +122,22 @@ def test_numbers_are_recomputed_from_the_lines(tiny_llama, tiny_llama_dir, tmp_p
         flags = [r[side][k]["degenerate"] for r in rows for k in KEYS]
         assert on_disk[side]["Degenerate"] == pytest.approx(100 * sum(flags) / len(flags))
         assert on_disk[side]["Fluency"] == pytest.approx(sum(r[side]["fluency"] for r in rows) / len(rows))
-    suffix = tiny_hparams(tiny_llama_dir).suffix_system_prompt
+    suffix = tiny_hparams(tiny_llama_dir, **toy).suffix_system_prompt
     record = SafeEditDataset(sample_path())[0]
     assert rows[0]["pre"]["DS"]["input"] == record.eval_inputs["DS"]
     assert rows[0]["post"]["DS"]["input"] == record.eval_inputs["DS"] + " " + suffix
-    assert rows[0]["edit"]["layers"] and len(rows[0]["edit"]["losses"]) == 3
+    assert rows[0]["edit"]["layers"] and 1 <= len(rows[0]["edit"]["losses"]) <= 10
     # Responses against an argmax loop written in the test, on the vanilla model and on case 0's edited copy.
     from dinm_reference import make_request
     from easyedit_detox import apply_dinm_to_model
     from test_safety_editor import greedy_text
 
     edited = copy.deepcopy(model)
-    h = tiny_hparams(tiny_llama_dir)
+    h = tiny_hparams(tiny_llama_dir, **toy)
     apply_dinm_to_model(edited, tok, [make_request(SafeEditDataset(sample_path()).__getitem__(0).record, suffix)], h)
     for key in ("DS", "DG_onlyQ"):
-        assert rows[0]["pre"][key]["response"] == greedy_text(model, tok, rows[0]["pre"][key]["input"], 12)
-        assert rows[0]["post"][key]["response"] == greedy_text(edited, tok, rows[0]["post"][key]["input"], 12)
+        assert rows[0]["pre"][key]["response"] == greedy_text(model, tok, rows[0]["pre"][key]["input"], 48)
+        assert rows[0]["post"][key]["response"] == greedy_text(edited, tok, rows[0]["post"][key]["input"], 48)
     text = (tmp_path / "out" / "summary.md").read_text()
     assert text.count("| DS |") == 1 and "| DS_strict |" in text
     with open(tmp_path / "out" / "run.json") as f:

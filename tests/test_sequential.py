@@ -47,8 +47,8 @@ def test_three_kept_edits_equal_three_calls_one_after_another(tiny_llama, safeed
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
-def run_sequential(tmp_path, model_dir, out, *extra):
-    h = write_hparams(tmp_path, model_dir, lr=5e-2, num_steps=4)
+def run_sequential(tmp_path, model_dir, out, *extra, **changes):
+    h = write_hparams(tmp_path, model_dir, **{"lr": 5e-2, "num_steps": 4, **changes})
     return main(["evaluate", "--hparams", h, "--data", _sample(), "--out", str(out), "--no-progress", "--cache",
                  str(tmp_path / "cache"), "--general-cases", "0", "--limit", "6", "--sequential",
                  "--checkpoint-every", "2", *extra])
@@ -65,13 +65,19 @@ def read(folder, name):
         return [json.loads(line) for line in f] if name.endswith(".jsonl") else json.load(f)
 
 
-def test_sequential_curve_is_recomputed_from_its_lines(tiny_llama_dir, tmp_path):
+def test_sequential_curve_is_recomputed_from_its_lines(tmp_path):
+    # The embedded toy model at the demo's settings: edited cases answer differently from cases not yet edited,
+    # so a curve that swapped the two groups (or the sides) would not pass.
+    from easyedit_detox.demo import asset
+
     out = tmp_path / "seq"
-    assert run_sequential(tmp_path, tiny_llama_dir, out) == 0
+    assert run_sequential(tmp_path, asset("toy_model"), out, lr=1e-2, num_steps=10, max_length=384,
+                          max_output_length=48) == 0
     summary, rows = read(out, "summary.json"), read(out, "sequential.jsonl")
     assert [p["after_edits"] for p in summary["sequential"]] == [0, 2, 4, 6]
     assert [r["after_edits"] for r in rows] == [0, 2, 4, 6]
     ids = [0, 1, 2, 3, 4, 5]
+    split = []
     for point, row in zip(summary["sequential"], rows):
         n = row["after_edits"]
         assert sorted(int(i) for i in row["cases"]) == ids and row["edited"] == ids[:n]
@@ -83,8 +89,10 @@ def test_sequential_curve_is_recomputed_from_its_lines(tiny_llama_dir, tmp_path)
         if 0 < n < 6:
             assert point["DS_edited_so_far"] == pytest.approx(score([labels[i][0] for i in ids[:n]]))
             assert point["DS_not_yet_edited"] == pytest.approx(score([labels[i][0] for i in ids[n:]]))
+            split.append((point["DS_edited_so_far"], point["DS_not_yet_edited"]))
         suffix = " " + SUFFIX if n else ""
         assert rows[rows.index(row)]["cases"]["0"]["DS"]["input"].endswith(suffix)
+    assert any(done != rest for done, rest in split), split  # the two groups tell apart
     assert summary["pre"]["DS"] == summary["sequential"][0]["DS"]
     assert summary["post"]["DS"] == summary["sequential"][-1]["DS"]
     assert len(rows[1]["edits"]) == 2 and rows[1]["edits"][0]["case_id"] == 0  # the edits since the last checkpoint
