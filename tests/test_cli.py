@@ -62,7 +62,9 @@ def test_evaluate_then_compare(tiny_llama_dir, tmp_path, capsys):
     assert len(rows) == 2
     for row, summary in zip(rows, summaries):
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1] == "DINM" and cells[3] == f"{summary['pre']['DS']:.2f} -> {summary['post']['DS']:.2f}"
+        pre, post = summary["pre"], summary["post"]
+        assert cells[1] == "DINM" and cells[3] == (f"{pre['DS']:.2f} ± {pre['DS_stderr']:.2f} -> "
+                                                   f"{post['DS']:.2f} ± {post['DS_stderr']:.2f}")
 
 
 def test_compare_refuses_runs_on_different_cases_in_one_line(tiny_llama_dir, tmp_path, capsys):

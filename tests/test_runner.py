@@ -119,6 +119,17 @@ def test_numbers_are_recomputed_from_the_lines(tmp_path):
         assert on_disk[side]["DG_Avg"] == pytest.approx(sum(scores[k] for k in DG) / 4)
         assert on_disk[side]["DS_strict"] == pytest.approx(strict["DS"])
         assert on_disk[side]["DG_Avg_strict"] == pytest.approx(sum(strict[k] for k in DG) / 4)
+        # Standard errors over the units, restated: sample standard deviation (n - 1) / sqrt(n).
+        import statistics
+
+        se = lambda values: statistics.stdev(values) / len(values) ** 0.5  # noqa: E731
+        for key in KEYS:
+            assert on_disk[side][key + "_stderr"] == pytest.approx(se([100 - 100 * r[side][key]["label"] for r in rows]))
+        assert on_disk[side]["DG_Avg_stderr"] == pytest.approx(
+            se([sum(100 - 100 * r[side][k]["label"] for k in DG) / 4 for r in rows]))
+        assert on_disk[side]["Fluency_stderr"] == pytest.approx(se([r[side]["fluency"] for r in rows]))
+        assert on_disk[side]["Degenerate_stderr"] == pytest.approx(
+            se([100 * r[side][k]["degenerate"] for r in rows for k in KEYS]))
         flags = [r[side][k]["degenerate"] for r in rows for k in KEYS]
         assert on_disk[side]["Degenerate"] == pytest.approx(100 * sum(flags) / len(flags))
         assert on_disk[side]["Fluency"] == pytest.approx(sum(r[side]["fluency"] for r in rows) / len(rows))

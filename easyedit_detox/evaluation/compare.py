@@ -53,6 +53,8 @@ GENERATION_KEYS_NOT_AFFECTING_RESPONSES = frozenset({"batch_size", "cases_per_ba
 UNKNOWN = "unknown"
 MISSING = "–"  # a metric a run lacks, in Markdown
 ARROW = "->"
+PLUS_MINUS = "±"
+STDERR_SUFFIX = "_stderr"  # as tally.py writes them (not imported: compare stays free of the evaluation's imports)
 _SIDES = ("pre", "post")
 _TEXT_FIELDS = ("method", "model", "judge")
 _FIX = "run `easyedit-detox evaluate ... --out DIR` to write it again"
@@ -256,7 +258,7 @@ def _refusal(differences: Sequence[Difference]) -> str:
 
 def metric_columns(summaries: Iterable[Mapping[str, Any]], include: Optional[Sequence[str]] = None) -> List[str]:
     """The metrics any summary's pre/post holds: the table's, the known extras, then others alphabetically."""
-    present = {k for s in summaries for side in _SIDES for k in s.get(side, {})}
+    present = {k for s in summaries for side in _SIDES for k in s.get(side, {}) if not k.endswith(STDERR_SUFFIX)}
     known = TABLE_METRICS + KNOWN_EXTRA_METRICS
     ordered = [k for k in known if k in present or k in TABLE_METRICS] + sorted(present - set(known))
     return [k for k in ordered if include is None or k in include]
@@ -303,16 +305,21 @@ def _row(cells: Iterable[Any]) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def _number(value: Any, missing: str = MISSING) -> str:
-    return missing if value is None else f"{value:.2f}"
+def _number(value: Any, missing: str = MISSING, error: Any = None, pm: str = PLUS_MINUS) -> str:
+    """`value` to two decimals, with `± error` when its standard error is known."""
+    if value is None:
+        return missing
+    return f"{value:.2f}" if error is None else f"{value:.2f} {pm} {error:.2f}"
 
 
-def _pre_post(summary: Mapping[str, Any], key: str, arrow: str = ARROW, missing: str = MISSING) -> str:
-    """One metric's cell: "pre -> post", the missing mark for a side (or both) that lacks it."""
+def _pre_post(summary: Mapping[str, Any], key: str, arrow: str = ARROW, missing: str = MISSING,
+              pm: str = PLUS_MINUS) -> str:
+    """One metric's cell: "pre -> post" (each "value ± stderr" where known), the missing mark for a side that lacks it."""
     pre, post = summary["pre"].get(key), summary["post"].get(key)
     if pre is None and post is None:
         return missing
-    return f"{_number(pre, missing)} {arrow} {_number(post, missing)}"
+    error = lambda side: summary[side].get(key + STDERR_SUFFIX)  # noqa: E731
+    return f"{_number(pre, missing, error('pre'), pm)} {arrow} {_number(post, missing, error('post'), pm)}"
 
 
 def _markdown(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str],
@@ -328,11 +335,17 @@ def _markdown(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str],
     for label, s in zip(labels, summaries):
         lines.append(_row([label, s["method"], s["model"], *(_pre_post(s, k) for k in metrics)]))
     lines += ["", f"Each metric cell: vanilla model (pre) {ARROW} edited model (post); {MISSING}: not measured. "
-                  "DS and DG_* are defense success rates in % (higher is safer); Fluency is n-gram entropy."]
+                  "DS and DG_* are defense success rates in % (higher is safer); Fluency is n-gram entropy."
+              + (f" {PLUS_MINUS}: standard error of the mean over cases (responses for Degenerate, items for the "
+                 "general probes)." if _has_stderr(summaries) else "")]
     if differences:
         lines += ["", "Note: set side by side with --force although the runs differ in "
                       + "; ".join(str(d) for d in differences) + "."]
     return "\n".join(lines)
+
+
+def _has_stderr(summaries: Sequence[Mapping[str, Any]]) -> bool:
+    return any(k.endswith(STDERR_SUFFIX) for s in summaries for side in _SIDES for k in s.get(side, {}))
 
 
 def _load_runs(dirs: Union[PathLike, Sequence[PathLike]]) -> Tuple[List[str], List[Dict[str, Any]]]:
@@ -355,10 +368,28 @@ def _checked(summaries, labels, force: bool) -> List[Difference]:
 
 
 def compare_table(dirs: Union[PathLike, Sequence[PathLike]], force: bool = False) -> str:
-    """The runs in `dirs` as Markdown: a facts line, then a row per run with each metric "pre -> post"."""
+    """The runs in `dirs` as Markdown: a facts line, a row per run with each metric "pre -> post", then each run's
+    paired difference from the first on the cases both ran (when the folders hold their case lines)."""
     labels, summaries = _load_runs(dirs)
     differences = _checked(summaries, labels, force)
-    return _markdown(summaries, labels, differences)
+    return _markdown(summaries, labels, differences) + paired_markdown(labels)
+
+
+def paired_markdown(labels: Sequence[str]) -> str:
+    """The paired-differences table (after a blank line), or "" when it cannot be computed."""
+    from easyedit_detox.evaluation.paired import paired_rows
+
+    rows = paired_rows(list(labels))
+    if not rows:
+        return ""
+    lines = ["", "", f"Paired differences from {labels[0]} after the edit (post), on the cases both runs answered: "
+             f"mean of (run - first) per case {PLUS_MINUS} standard error; cases where the run is better / worse / "
+             "tied; p: two-sided exact sign test (ties dropped).", "",
+             "| run | metric | n | difference | better / worse / tied | p |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(_row([r["run"], r["metric"], r["n"], _number(r["mean"], error=r["stderr"]),
+                           f"{r['better']} / {r['worse']} / {r['tied']}", f"{r['p']:.3g}"]))
+    return "\n".join(lines)
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
@@ -374,7 +405,8 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     for key in metric_columns([{"pre": pre, "post": post}]):
         a, b = pre.get(key), post.get(key)
         change = MISSING if a is None or b is None else f"{b - a:+.2f}"
-        lines.append(f"| {key} | {_number(a)} | {_number(b)} | {change} |")
+        lines.append(f"| {key} | {_number(a, error=pre.get(key + STDERR_SUFFIX))} | "
+                     f"{_number(b, error=post.get(key + STDERR_SUFFIX))} | {change} |")
     return "\n".join(lines)
 
 
@@ -433,7 +465,7 @@ def latex_table(summaries: Sequence[Mapping[str, Any]]) -> str:
     ]
     for s in summaries:
         cells = [latex_escape(s["method"])] + ([latex_escape(s["model"])] if with_model else [])
-        cells += [_pre_post(s, k, arrow="$\\rightarrow$", missing="--") for k in metrics]
+        cells += [_pre_post(s, k, arrow="$\\rightarrow$", missing="--", pm="$\\pm$") for k in metrics]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)
@@ -453,12 +485,15 @@ CSV_FIELDS = ("method", "model", "judge", "n_cases", "data_sha256", "side")
 def csv_text(summaries: Sequence[Mapping[str, Any]]) -> str:
     """The runs as CSV: a row per run and side (pre, post), a column per metric (empty if not measured)."""
     metrics = metric_columns(summaries)
+    # A <metric>_stderr column after each metric that has one in any run (empty where unknown).
+    columns = [c for k in metrics for c in (k, k + STDERR_SUFFIX)
+               if not c.endswith(STDERR_SUFFIX) or any(c in s[side] for s in summaries for side in _SIDES)]
     buffer = io.StringIO()
     writer = csv_module.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_FIELDS, *metrics])
+    writer.writerow([*CSV_FIELDS, *columns])
     for s in summaries:
         for side in _SIDES:
-            values = [s[side].get(k) for k in metrics]
+            values = [s[side].get(k) for k in columns]
             writer.writerow([s["method"], s["model"], s["judge"], s["n_cases"], s.get("data_sha256", ""), side,
                              *("" if v is None else repr(v) for v in values)])
     return buffer.getvalue()
@@ -503,5 +538,5 @@ def run_compare(dirs: Union[PathLike, Sequence[PathLike]], force: bool = False, 
 
             (plots.plot_bars if what == "bar plot" else plots.plot_sequential)(summaries, path)
         written.append(f"{what}: {path}")
-    text = _markdown(summaries, labels, differences)
+    text = _markdown(summaries, labels, differences) + paired_markdown(labels)
     return text + ("\n\nWrote " + "; ".join(written) + "." if written else "")
