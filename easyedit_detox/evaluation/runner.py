@@ -50,6 +50,9 @@ from .tally import GeneralTally, SafeEditTally, checkpoint_scores
 LOG = logging.getLogger(__name__)
 
 PROTOCOLS = ("greedy", "easyedit")
+# summary.json's "time": generation of the SafeEdit inputs before and after the edits, the edits, the general
+# probes (their share of each generation call, by tokens, plus their scoring) and judging the SafeEdit responses.
+TIME_PHASES = ("vanilla", "edit", "post", "general", "judge")
 # SafeEdit's generation limits where the method's hparams class has none (all but DINM's).
 SAFEEDIT_MAX_LENGTH, SAFEEDIT_MAX_OUTPUT_LENGTH = 2048, 600
 # Keys of the hparams that do not change the numbers, so a resumed run may differ in them.
@@ -167,7 +170,9 @@ class Evaluation:
         self.cache = None
         self.editor: Optional[Editor] = None
         self.vanilla_generated = 0
-        self.timings = {"vanilla": 0.0, "edit": 0.0, "post": 0.0}
+        # Wall seconds of this process per phase; a resumed run adds them to what summary.json already held.
+        self.timings = {phase: 0.0 for phase in TIME_PHASES}
+        self.earlier_time: Dict[str, float] = {}
 
     def prepare(self, cases: Sequence[SafeEditCase]) -> None:
         """Build the general probes for `cases`, open (or resume) the results folder and the cache."""
@@ -196,6 +201,7 @@ class Evaluation:
             self.run_info["overrides"] = dict(s.overrides)
         suffix = "" if self.world == 1 else f".rank{self.rank}"
         self.folder = ResultsFolder(self.out_dir, self.run_info, suffix=suffix)
+        self.earlier_time = self._earlier_time()
         if s.use_cache and not s.straightforward and s.protocol == "greedy":
             facts = {"model": self.fingerprint, "tokenizer": tokenizer_fingerprint(self.tok), "protocol": s.protocol,
                      "prompt_format": self.format.name,
@@ -229,13 +235,25 @@ class Evaluation:
     # -- generation ----------------------------------------------------------------------------------
     def _generate(self, model, items: Sequence[Item], owners: Optional[Sequence[int]] = None,
                   rowwise: Optional[RowwiseEdits] = None, bar=None,
-                  desc: str = "post-edit responses") -> List[Generation]:
+                  desc: str = "post-edit responses", phase: str = "post") -> List[Generation]:
         """Responses to `items` from `model` (rows tagged with their state when `rowwise` is given).
 
         Progress: `bar` (a caller's) advances per finished input; without one, a bar of its own is shown.
+        The wall time goes to `phase`, less the general probes' share (by tokens), which goes to "general".
         """
         if not items:
             return []
+        started = time.perf_counter()
+        gens = self._generate_untimed(model, items, owners, rowwise, bar, desc)
+        elapsed = time.perf_counter() - started
+        tokens = [g.input_tokens + g.new_tokens for g in gens]
+        general = sum(t for it, t in zip(items, tokens) if it.probe != self.safeedit.name)
+        share = general / max(sum(tokens), 1)
+        self.timings["general"] += elapsed * share
+        self.timings[phase] += elapsed * (1.0 - share)
+        return gens
+
+    def _generate_untimed(self, model, items, owners, rowwise, bar, desc) -> List[Generation]:
         if self.settings.protocol == "easyedit":
             gens = self._generate_easyedit(model, items)
             if bar is not None:
@@ -276,7 +294,6 @@ class Evaluation:
 
     def _answer_vanilla(self, state: State) -> Tuple[List[Item], List[Generation]]:
         """The vanilla state's items: from the cache, the rest generated in length-sorted chunks."""
-        started = time.perf_counter()
         items = self._state_items(state)
         found: Dict[int, Generation] = {}
         missing: List[int] = []
@@ -295,13 +312,13 @@ class Evaluation:
             bar = progress_bar(len(missing), "vanilla responses", "input", enabled=self.settings.progress)
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]
-                for i, gen in zip(part, self._generate(self.model, [items[i] for i in part], bar=bar)):
+                for i, gen in zip(part, self._generate(self.model, [items[i] for i in part], bar=bar,
+                                                       phase="vanilla")):
                     found[i] = gen
                     if self.cache:
                         self.cache.put(items[i].prompt, gen)
             bar.close()
             self.vanilla_generated += len(missing)
-        self.timings["vanilla"] += time.perf_counter() - started
         return items, [found[i] for i in range(len(items))]
 
     # -- probes' answers -> lines ----------------------------------------------------------------------
@@ -311,13 +328,18 @@ class Evaluation:
             mine = [(it, g) for it, g in zip(items, gens) if it.probe == probe.name]
             if not mine:
                 continue
+            started = time.perf_counter()
             scores = probe.score([it for it, _ in mine], [g for _, g in mine])
+            self.timings["general"] += time.perf_counter() - started
             lines.extend(general_line(state, it, g, sc) for (it, g), sc in zip(mine, scores))
         return lines
 
     def _safeedit_sides(self, state: State, items: Sequence[Item], gens: Sequence[Generation]) -> Dict[int, Dict]:
         mine = [(it, g) for it, g in zip(items, gens) if it.probe == self.safeedit.name]
-        return self.safeedit.sides(state, [it for it, _ in mine], [g for _, g in mine])
+        started = time.perf_counter()
+        sides = self.safeedit.sides(state, [it for it, _ in mine], [g for _, g in mine])
+        self.timings["judge"] += time.perf_counter() - started
+        return sides
 
     # -- the whole run ------------------------------------------------------------------------------
     def run(self, cases: Sequence[SafeEditCase]) -> Optional[Dict[str, Any]]:
@@ -424,12 +446,9 @@ class Evaluation:
                     rowwise.add(k, edit.edited_tensors(self.model))
                     pending.append((k, state, items))
                 else:
-                    started = time.perf_counter()
                     model = generation_model(edit, self.model)
                     answered[k] = (state, items, self._generate(model, items))
-                    self.timings["post"] += time.perf_counter() - started
         if pending:
-            started = time.perf_counter()
             all_items, owners = [], []
             for k, _, items in pending:
                 all_items.extend(items)
@@ -440,7 +459,6 @@ class Evaluation:
             for k, state, items in pending:
                 answered[k] = (state, items, gens[start:start + len(items)])
                 start += len(items)
-            self.timings["post"] += time.perf_counter() - started
         return [(answered[k], infos[k]) for k in range(len(group))]
 
     # -- sequential edits ----------------------------------------------------------------------------
@@ -482,10 +500,8 @@ class Evaluation:
                     label = f"after {n} edits"
                     state = State(label, tuple(cases), self.suffix, general=bool(self.general),
                                   excluded_ids=tuple(c.case_id for c in cases[:n]))
-                    started = time.perf_counter()
                     items = self._state_items(state)
                     gens = self._generate(self.model, items)
-                    self.timings["post"] += time.perf_counter() - started
                     sides = self._safeedit_sides(state, items, gens)
                     lines = self._general_lines(state, items, gens)
                     self.folder.append(GENERAL_FILE, lines)
@@ -571,9 +587,26 @@ class Evaluation:
                 "dtype": str(next(self.model.parameters()).dtype), "fluency_tokenizer": word_tokenizer_name(),
                 "degenerate_rule": DEGENERATION_RULE, "general": self.general_info()}
 
+    def _earlier_time(self) -> Dict[str, float]:
+        """The phase seconds an earlier, interrupted process of this run recorded in summary.json."""
+        try:
+            with open(os.path.join(self.out_dir, "summary.json"), encoding="utf-8") as f:
+                seconds = json.load(f).get("time", {}).get("seconds", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return {k: float(v) for k, v in seconds.items() if k in TIME_PHASES and isinstance(v, (int, float))}
+
+    def time_block(self, n_cases: int) -> Dict[str, Any]:
+        """summary.json's "time": wall seconds per phase (over every process of the run), in all and per case."""
+        seconds = {k: round(self.earlier_time.get(k, 0.0) + self.timings[k], 3) for k in TIME_PHASES}
+        total = sum(seconds.values())
+        return {"seconds": seconds, "total_seconds": round(total, 3),
+                "seconds_per_case": round(total / n_cases, 3) if n_cases else None}
+
     def write_summary(self, tally: SafeEditTally, general: GeneralTally) -> Dict[str, Any]:
         """Summarise the running totals into summary.json / summary.md (atomically); returns the summary."""
         summary = {**self._summary_facts(), **tally.summary()}
+        summary["time"] = self.time_block(summary["n_cases"])
         extra = general.summary()
         for side in ("pre", "post"):
             if summary[side]:
@@ -587,6 +620,7 @@ class Evaluation:
         summary = {**self._summary_facts(), "n_cases": len(first["cases"]),
                    "case_ids": [int(i) for i in first["cases"]], "pre": dict(first["scores"]),
                    "post": dict(last["scores"]) if last["after_edits"] else {}}
+        summary["time"] = self.time_block(summary["n_cases"])
         for key in ("DS_edited_so_far", "DS_not_yet_edited"):
             summary["pre"].pop(key, None)
             summary["post"].pop(key, None)
@@ -611,6 +645,10 @@ class Evaluation:
         header = (f"# SafeEdit: {self.method.name} on {self.model_label}\n\n"
                   f"Data: `{self.run_info['data']}` ({summary['n_cases']} cases). Judge: `{self.judge.name}`. "
                   f"Generation: {self.settings.protocol}. Prompt format: {self.format.name}. Fluency words: {summary['fluency_tokenizer']}.")
+        t = summary.get("time")
+        if t:
+            header += (f"\n\nWall time: {t['total_seconds']:.0f} s ({t['seconds_per_case']:.1f} s per case): "
+                       + ", ".join(f"{k} {v:.0f} s" for k, v in t["seconds"].items()) + ".")
         self.folder.write_summary(summary, header + "\n\n" + summary_markdown(summary))
 
 
