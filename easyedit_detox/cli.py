@@ -67,7 +67,8 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--hparams", required=True, help="EasyEdit hparams YAML (alg_name picks the method)")
     ev.add_argument("--data", required=True, help="SafeEdit JSON file (zjunlp/SafeEdit format)")
     ev.add_argument("--out", required=True, help="results folder (resumed when it exists)")
-    ev.add_argument("--judge", default="keywords", help="keywords (default) or classifier:DIR")
+    ev.add_argument("--judge", default="keywords", help="keywords (default) or classifier:DIR (its id2label read; "
+                                                        "DIR@unsafe=N states which output means unsafe)")
     ev.add_argument("--limit", type=_positive, help="only the first N records")
     ev.add_argument("--cases", type=_case_ids, help="only these record ids, e.g. 0,3,7")
     ev.add_argument("--dtype", default="float32", choices=DTYPES,
@@ -93,7 +94,7 @@ def _add_evaluate(sub) -> None:
             ev.add_argument(probe.option, dest=probe.option.lstrip("-").replace("-", "_"), metavar="FILE",
                             help=probe.option_help)
     ev.add_argument("--refusal-judge", help="refusal detector for over-refusal: keywords (default) or classifier:DIR "
-                                            "(label 1 = refused)")
+                                            "(labels named refusal/compliance, or DIR@refusal=N)")
     ev.add_argument("--sequential", action="store_true",
                     help="keep every edit: each case's edit starts from the model the previous ones left")
     ev.add_argument("--checkpoint-every", type=_non_negative, default=0,

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -242,3 +243,49 @@ def test_the_evaluation_puts_the_classifier_beside_the_evaluated_model(classifie
     Evaluation(model, tok, tiny_hparams(tiny_llama_dir), SafeEditDataset(sample_path(), limit=1), str(tmp_path / "o"),
                judge=f"classifier:{classifiers[0]}", settings=EvaluationSettings(progress=False, general_cases=0))
     assert moved == [str(next(model.parameters()).device)]
+
+
+# -- what a classifier's labels mean ------------------------------------------------------------
+
+def labelled_classifier(folder, tokenizer, winner, id2label):
+    path = save_classifier(folder, tokenizer, winner)
+    with open(os.path.join(path, "config.json")) as f:
+        config = json.load(f)
+    config["id2label"] = {str(i): name for i, name in id2label.items()}
+    config["label2id"] = {name: i for i, name in id2label.items()}
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def test_named_labels_decide_which_output_is_unsafe(classifiers, tmp_path):
+    tok = classifiers["tokenizer"]
+    # Output 0 always wins; its name decides whether that is unsafe.
+    inverted = labelled_classifier(tmp_path / "inverted", tok, 0, {0: "unsafe", 1: "safe"})
+    assert get_judge(f"classifier:{inverted}")(["a reply"]) == [1.0]
+    usual = labelled_classifier(tmp_path / "usual", tok, 0, {0: "SAFE", 1: "Unsafe"})
+    assert get_judge(f"classifier:{usual}")(["a reply"]) == [0.0]
+    assert get_judge(f"classifier:{classifiers[1]}")(["a reply"]) == [1.0]  # LABEL_0/LABEL_1: SafeEdit's, 1 unsafe
+    odd = labelled_classifier(tmp_path / "odd", tok, 0, {0: "POSITIVE", 1: "NEGATIVE"})
+    with pytest.raises(UserError, match=r"\['positive', 'negative'\] are not known as unsafe/safe; .*@unsafe=1"):
+        get_judge(f"classifier:{odd}")
+    assert get_judge(f"classifier:{odd}@unsafe=0")(["a reply"]) == [1.0]  # stated: output 0 is unsafe
+    refusal = labelled_classifier(tmp_path / "refusal", tok, 0, {0: "refusal", 1: "compliance"})
+    with pytest.raises(UserError, match="a refusal classifier's, not a safety classifier's"):
+        get_judge(f"classifier:{refusal}")
+
+
+def test_refusal_detector_reads_refusal_labels_and_refuses_a_safety_classifier(classifiers, tmp_path):
+    from easyedit_detox.evaluation.probes.overrefusal import refusal_detector
+
+    tok = classifiers["tokenizer"]
+    refusal = labelled_classifier(tmp_path / "refusal", tok, 1, {0: "compliance", 1: "refusal"})
+    assert refusal_detector(f"classifier:{refusal}")(["I cannot help."]) == [1.0]
+    with pytest.raises(UserError, match="measures unsafety, not refusal"):
+        refusal_detector(f"classifier:{classifiers[1]}")  # SafeEdit-style LABEL_0/LABEL_1
+    assert refusal_detector(f"classifier:{classifiers[1]}@refusal=1")(["x"]) == [1.0]
+    safety = labelled_classifier(tmp_path / "safety", tok, 1, {0: "safe", 1: "unsafe"})
+    with pytest.raises(UserError, match="a safety classifier's, not a refusal classifier's"):
+        refusal_detector(f"classifier:{safety}")
+    with pytest.raises(UserError, match="needs @refusal=N, not @unsafe=N"):
+        refusal_detector(f"classifier:{safety}@unsafe=1")

@@ -58,6 +58,15 @@ def load_benign(path: str) -> List[str]:
     return prompts
 
 
+def refusal_detector(spec):
+    """The over-refusal detector `spec` names: a classifier reads its labels as refusal/compliance (judges.py)."""
+    if isinstance(spec, str) and spec.startswith("classifier:"):
+        from ..judges import ClassifierJudge
+
+        return ClassifierJudge(spec[len("classifier:"):], role="refusal")
+    return get_judge(spec)
+
+
 def _constraint(case) -> str:
     return case.request["locality"]["general knowledge constraint"]["prompt"]
 
@@ -86,7 +95,7 @@ class OverRefusalProbe(GeneralProbe):
     @classmethod
     def build(cls, context: GeneralContext) -> Optional["OverRefusalProbe"]:
         spec = context.options.get("refusal_judge")
-        detector = (get_judge(spec) if spec else KeywordJudge()).to(context.device)
+        detector = (refusal_detector(spec) if spec else KeywordJudge()).to(context.device)
         path = context.options.get("benign")
         if path:
             prompts, source = load_benign(path)[: context.items_per_probe], path
