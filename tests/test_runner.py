@@ -497,3 +497,48 @@ def test_sigkill_at_points_of_progress_resumes_to_the_uninterrupted_result(tiny_
         resumed, whole = json.load(f), json.load(g)
         assert {**resumed, "time": None} == {**whole, "time": None}  # wall seconds differ by nature
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
+
+
+def test_a_folder_holds_one_run_a_rerun_on_another_selection_is_refused(tiny_llama_dir, tmp_path, capsys):
+    """With general probes, the edited states and the over-refusal items depend on the selection: --limit 4 then
+    --limit 12 into one folder would average states answered on different items."""
+    from test_cli import evaluate_args, write_hparams
+
+    from easyedit_detox.cli import main
+
+    h = write_hparams(tmp_path, tiny_llama_dir)
+    out = tmp_path / "out"
+    general = ["--general-cases", "2", "--general-items", "3"]
+    assert main([a for a in evaluate_args(h, sample_path(), out, "--limit", "4") if a not in ("--general-cases", "0")]
+                + general) == 0
+    with open(out / "run.json") as f:
+        recorded = json.load(f)
+    assert recorded["case_ids"] == [0, 1, 2, 3] and recorded["general"]["states"]
+    assert len(recorded["general"]["probes"]["OverRefusal"]["items_sha256"]) == 16
+    before = (out / "cases.jsonl").read_text()
+    capsys.readouterr()
+    grown = [a for a in evaluate_args(h, sample_path(), out, "--limit", "12") if a not in ("--general-cases", "0")]
+    assert main(grown + general) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "case_ids" in err and "general" in err
+    assert (out / "cases.jsonl").read_text() == before
+
+
+def test_without_general_probes_a_run_may_grow_by_cases_and_no_finished_number_moves(tiny_llama_dir, tmp_path, capsys):
+    from test_cli import evaluate_args, write_hparams
+
+    from easyedit_detox.cli import main
+
+    h = write_hparams(tmp_path, tiny_llama_dir)
+    small, grown, fresh = tmp_path / "small", tmp_path / "small", tmp_path / "fresh"
+    assert main(evaluate_args(h, sample_path(), small, "--cases", "1,2")) == 0
+    first = without_timings(lines(small))
+    assert main(evaluate_args(h, sample_path(), grown, "--cases", "1,2,5")) == 0
+    assert without_timings(lines(grown))[:2] == first  # the finished lines, untouched
+    assert main(evaluate_args(h, sample_path(), fresh, "--cases", "1,2,5")) == 0
+    assert without_timings(lines(grown)) == without_timings(lines(fresh))  # as if run at once
+    with open(grown / "run.json") as f:
+        assert json.load(f)["case_ids"] == [1, 2, 5]
+    capsys.readouterr()
+    assert main(evaluate_args(h, sample_path(), grown, "--cases", "1,2")) == 2  # shrinking is another run
+    assert "case_ids" in capsys.readouterr().err

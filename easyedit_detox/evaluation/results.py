@@ -115,7 +115,7 @@ def write_text(path: str, text: str) -> None:
 class ResultsFolder:
     """One evaluation's folder; refuses to mix runs of different settings."""
 
-    def __init__(self, folder: str, run_info: Dict[str, Any], suffix: str = ""):
+    def __init__(self, folder: str, run_info: Dict[str, Any], suffix: str = "", may_add_cases: bool = False):
         self.folder = folder
         try:
             os.makedirs(folder, exist_ok=True)
@@ -130,11 +130,17 @@ class ResultsFolder:
             except (OSError, json.JSONDecodeError):
                 raise UserError(f"{run_path} cannot be read; it is not a results folder of this package, "
                                 "use another --out") from None
-            if _comparable(previous) != _comparable(run_info):
-                a, b = _comparable(previous), _comparable(run_info)
-                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-                raise UserError(f"results folder {folder!r} holds a run with other settings ({', '.join(diff)}); "
-                                "use another --out, or delete the folder to start over")
+            a, b = _comparable(previous, run_info), _comparable(run_info, previous)
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            if diff == [SELECTION] and may_add_cases and set(a[SELECTION]) <= set(b[SELECTION]):
+                # Only cases added, and no general probe spreads over the selection: every finished case line and
+                # number stays as it is, so the run grows (run.json then names the larger selection).
+                write_text(run_path, json.dumps(run_info, indent=2, sort_keys=True) + "\n")
+            elif diff:
+                hint = (" (a run may only grow by cases, and only without general probes, whose edited states and "
+                        "items depend on the selection)" if SELECTION in diff else "")
+                raise UserError(f"results folder {folder!r} holds a run with other settings ({', '.join(diff)})"
+                                f"{hint}; use another --out, or delete the folder to start over")
         else:
             write_text(run_path, json.dumps(run_info, indent=2, sort_keys=True) + "\n")
         self.suffix = suffix
@@ -182,12 +188,26 @@ class ResultsFolder:
 BATCH_KEYS = ("batch_size", "cases_per_batch")
 
 
-def _comparable(run_info: Dict[str, Any]) -> Dict[str, Any]:
+SELECTION = "case_ids"
+# A folder written before run.json named its selection (no case_ids) is compared without the facts added
+# then (the selection, the general probes' states and item digests), as it always was.
+
+
+def _comparable(run_info: Dict[str, Any], other: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     generation = dict(run_info.get("generation") or {})
     if generation.get("dtype") == "torch.float32":
         for key in BATCH_KEYS:
             generation.pop(key, None)
-    return {**run_info, "generation": generation}
+    out = {**run_info, "generation": generation}
+    if other is not None and (SELECTION not in run_info or SELECTION not in other):
+        out.pop(SELECTION, None)
+        general = dict(out.get("general") or {})
+        if general:
+            general.pop("states", None)
+            general["probes"] = {name: {k: v for k, v in facts.items() if k != "items_sha256"}
+                                 for name, facts in (general.get("probes") or {}).items()}
+            out["general"] = general
+    return out
 
 
 def marker_path(folder: str, rank: int) -> str:

@@ -193,14 +193,17 @@ class Evaluation:
             "judge": self.judge.name, "suffix": self.suffix, "prompt_format": self.format.name,
             "generation": self.generation_info(),
             "hparams": hparams_dict(self.hparams, _RUNTIME_KEYS), "mode": "sequential" if s.sequential else "per-case",
-            "general": self.general_info(),
+            "general": self.general_info(), "case_ids": [c.case_id for c in cases],
         }
         if s.sequential:
             self.run_info["checkpoint_every"] = s.checkpoint_every
         if s.overrides:  # only when given, so folders written before overrides existed still resume
             self.run_info["overrides"] = dict(s.overrides)
         suffix = "" if self.world == 1 else f".rank{self.rank}"
-        self.folder = ResultsFolder(self.out_dir, self.run_info, suffix=suffix)
+        # Adding cases changes no finished number only when no general probe spreads its states and items over
+        # the selection, and each case is edited from the vanilla model.
+        may_add = not self.general and not s.sequential and self.world == 1
+        self.folder = ResultsFolder(self.out_dir, self.run_info, suffix=suffix, may_add_cases=may_add)
         self.earlier_time = self._earlier_time()
         if s.use_cache and not s.straightforward and s.protocol == "greedy":
             facts = {"model": self.fingerprint, "tokenizer": tokenizer_fingerprint(self.tok), "protocol": s.protocol,
@@ -230,6 +233,7 @@ class Evaluation:
         if not self.general:
             return {}
         return {"cases": self.settings.general_cases, "items": self.settings.general_items,
+                "states": list(self.general_ids) if not self.settings.sequential else "checkpoints",
                 "probes": {p.name: p.describe() for p in self.general}}
 
     # -- generation ----------------------------------------------------------------------------------

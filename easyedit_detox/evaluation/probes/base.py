@@ -86,6 +86,14 @@ class GeneralProbe:
         return {}
 
 
+def items_digest(items: Sequence["Item"]) -> str:
+    """A digest of the items' model inputs, in order: two runs with the same digest asked the same things."""
+    import hashlib
+
+    text = "\n\x00".join(item.prompt.text for item in items)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 class DatasetProbe(GeneralProbe):
     """A general probe over a data file given on the command line: the same items, rendered once, in every state.
 
@@ -130,7 +138,7 @@ class DatasetProbe(GeneralProbe):
 
     def describe(self) -> Dict[str, Any]:
         return {"data": self.path, "items": len(self._items), "prompt_format": self.format,
-                "max_new_tokens": self.max_new_tokens, "scorer": self.scorer}
+                "max_new_tokens": self.max_new_tokens, "scorer": self.scorer, "items_sha256": items_digest(self._items)}
 
 
 GENERAL_PROBES: Dict[str, Type[GeneralProbe]] = {}

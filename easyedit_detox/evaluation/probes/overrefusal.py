@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ...errors import DataError
 from ..prompts import Generation, Prompt
 from ..judges import KeywordJudge, get_judge
-from .base import GeneralContext, GeneralProbe, Item, State, register_probe
+from .base import GeneralContext, GeneralProbe, Item, State, items_digest, register_probe
 
 MAX_NEW_TOKENS = 128
 
@@ -128,4 +128,4 @@ class OverRefusalProbe(GeneralProbe):
     def describe(self) -> Dict[str, Any]:
         return {"data": self.source, "items": len(self._items), "max_new_tokens": MAX_NEW_TOKENS,
                 "detector": "keywords (refusal phrase present)" if isinstance(self.detector, KeywordJudge)
-                else self.detector.name}
+                else self.detector.name, "items_sha256": items_digest(self._items)}
