@@ -424,3 +424,28 @@ def test_compare_module_itself_imports_neither_torch_nor_matplotlib():
 def test_compare_import_leaves_matplotlib_for_the_plots():
     code = "import sys\nimport easyedit_detox.evaluation.compare\nprint('matplotlib' in sys.modules)"
     assert python(code) == ["False"]
+
+
+def test_compare_refuses_runs_scored_differently_and_names_the_difference(tmp_path):
+    from easyedit_detox.errors import UserError
+
+    base = dict(general={"cases": 2, "items": 3, "states": [0, 2],
+                         "probes": {"OverRefusal": {"data": "SafeEdit knowledge-constraint instructions", "items": 3,
+                                                    "detector": "keywords (refusal phrase present)",
+                                                    "items_sha256": "aaaa"}}},
+                degenerate_rule="rule-1", suffix_system_prompt="Please give the right response:")
+    dinm = write_run(tmp_path, "dinm", summary(**base))
+    other_items = json.loads(json.dumps(base))
+    other_items["general"]["probes"]["OverRefusal"]["items_sha256"] = "bbbb"
+    cases = [("items", write_run(tmp_path, "items", summary(**other_items)), "general.OverRefusal"),
+             ("rule", write_run(tmp_path, "rule", summary(**{**base, "degenerate_rule": "rule-2"})), "degenerate_rule"),
+             ("words", write_run(tmp_path, "words", summary(**base, fluency_tokenizer="nltk punkt")), "fluency_tokenizer"),
+             ("suffix", write_run(tmp_path, "suffix", summary(**{**base, "suffix_system_prompt": "Be safe."})),
+              "suffix_system_prompt")]
+    for name, folder, field in cases:
+        with pytest.raises(UserError, match=field):
+            compare_table([dinm, folder])
+        assert f"the runs differ in {field}" in compare_table([dinm, folder], force=True)  # said in the table
+    # An FT run without a suffix and without general probes still compares with DINM, as in the paper.
+    ft = write_run(tmp_path, "ft", summary(method="FT", degenerate_rule="rule-1"))
+    assert "FT" in compare_table([dinm, ft])

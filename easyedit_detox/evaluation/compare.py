@@ -240,6 +240,42 @@ def check_comparable(summaries: Sequence[Mapping[str, Any]],
         found = _difference(field, values, labels)
         if found:
             out.append(found)
+    return out + _scoring_differences(summaries, labels)
+
+
+#: How a response becomes a number, beside the judge: recorded in every summary since they were introduced.
+SCORING_FIELDS = ("fluency_tokenizer", "degenerate_rule")
+
+
+def _scoring_differences(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> List[Difference]:
+    """Differences in Fluency's word splitter, the degeneration rule, the suffix and each shared general probe."""
+    out: List[Difference] = []
+    for field in SCORING_FIELDS:
+        values = [s.get(field) for s in summaries]
+        if any(v is not None for v in values):  # a run without it predates the field: shown as unknown
+            found = _difference(field, values, labels)
+            if found:
+                out.append(found)
+    # The suffix system prompt: a method without one (FT, LoRA) is compared as the paper does; two that use
+    # one must use the same, since it is part of every post-edit input.
+    with_suffix = [(s.get("suffix_system_prompt"), label) for s, label in zip(summaries, labels)
+                   if s.get("suffix_system_prompt")]
+    found = _difference("suffix_system_prompt", [v for v, _ in with_suffix], [lab for _, lab in with_suffix])
+    if len(with_suffix) > 1 and found:
+        out.append(found)
+    # A general probe's cells compare only when the runs asked the same items in the same states.
+    probes = sorted({name for s in summaries for name in ((s.get("general") or {}).get("probes") or {})})
+    for name in probes:
+        values, runs = [], []
+        for s, label in zip(summaries, labels):
+            general = s.get("general") or {}
+            facts = (general.get("probes") or {}).get(name)
+            if facts is not None:
+                values.append({**facts, "items_per_probe": general.get("items"), "states": general.get("states")})
+                runs.append(label)
+        found = _difference(f"general.{name}", values, runs) if len(values) > 1 else None
+        if found:
+            out.append(found)
     return out
 
 
