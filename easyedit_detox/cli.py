@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--csv", metavar="FILE", help="also write a CSV file")
     cmp_.add_argument("--plot", metavar="FILE.png", help="also draw grouped bars (and the sequential curve)")
 
+    rj = sub.add_parser("rejudge", help="judge a finished run's responses again into a new folder (nothing generated)")
+    rj.add_argument("run", help="results folder written by `evaluate` (only read)")
+    rj.add_argument("--judge", required=True, help="keywords or classifier:DIR[@unsafe=N]")
+    rj.add_argument("--out", required=True, help="the new results folder (must not exist)")
+
     ap = sub.add_parser("apply", help="detoxify and keep: edits one after another, then save the model and/or a patch")
     ap.add_argument("--hparams", required=True, help="EasyEdit hparams YAML of the method")
     ap.add_argument("--data", required=True, help="SafeEdit JSON file whose records to edit with")
@@ -204,6 +209,18 @@ def _compare(args) -> int:
     return 0
 
 
+def _rejudge(args) -> int:
+    from .evaluation.compare import summary_markdown
+    from .evaluation.rejudge import agreement_markdown, rejudge
+
+    result = rejudge(args.run, args.judge, args.out)
+    print(summary_markdown(result["summary"]))
+    print()
+    print(agreement_markdown(result))
+    print(f"results: {args.out}/summary.json, {args.out}/cases.jsonl, {args.out}/agreement.json")
+    return 0
+
+
 def _apply(args) -> int:
     from .shipping.apply import apply_from_files
 
@@ -246,10 +263,10 @@ def _quiet_model_loading() -> None:
     hf_logging.disable_progress_bar()
 
 
-COMMANDS = {"evaluate": _evaluate, "compare": _compare, "apply": _apply, "patch": _patch,
+COMMANDS = {"evaluate": _evaluate, "compare": _compare, "rejudge": _rejudge, "apply": _apply, "patch": _patch,
             "train-mend": _train_mend, "demo": _demo}
 # Commands that load a model (and so import transformers); `compare` must not.
-MODEL_COMMANDS = ("evaluate", "apply", "patch", "train-mend", "demo")
+MODEL_COMMANDS = ("evaluate", "rejudge", "apply", "patch", "train-mend", "demo")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
