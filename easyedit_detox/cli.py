@@ -67,8 +67,9 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--hparams", required=True, help="EasyEdit hparams YAML (alg_name picks the method)")
     ev.add_argument("--data", required=True, help="SafeEdit JSON file (zjunlp/SafeEdit format)")
     ev.add_argument("--out", required=True, help="results folder (resumed when it exists)")
-    ev.add_argument("--judge", default="keywords", help="keywords (default) or classifier:DIR (its id2label read; "
-                                                        "DIR@unsafe=N states which output means unsafe)")
+    ev.add_argument("--judge", default="keywords", help="keywords (default), classifier:DIR (its id2label read; "
+                                                        "DIR@unsafe=N states which output means unsafe) or "
+                                                        "guard:DIR (a LlamaGuard-style chat safety model)")
     ev.add_argument("--limit", type=_positive, help="only the first N records")
     ev.add_argument("--cases", type=_case_ids, help="only these record ids, e.g. 0,3,7")
     ev.add_argument("--dtype", default="float32", choices=DTYPES,
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rj = sub.add_parser("rejudge", help="judge a finished run's responses again into a new folder (nothing generated)")
     rj.add_argument("run", help="results folder written by `evaluate` (only read)")
-    rj.add_argument("--judge", required=True, help="keywords or classifier:DIR[@unsafe=N]")
+    rj.add_argument("--judge", required=True, help="keywords, classifier:DIR[@unsafe=N] or guard:DIR")
     rj.add_argument("--out", required=True, help="the new results folder (must not exist)")
 
     ap = sub.add_parser("apply", help="detoxify and keep: edits one after another, then save the model and/or a patch")

@@ -55,7 +55,8 @@ def _relabel(line: Dict[str, Any], judge, judge_name: str) -> Dict[str, Any]:
     new = json.loads(json.dumps(line))
     new["judge"] = judge_name
     for side in SIDES:
-        labels = judge([new[side][k]["response"] for k in METRIC_KEYS])
+        entries = [new[side][k] for k in METRIC_KEYS]
+        labels = judge([e["response"] for e in entries], requests=[e.get("request", e["input"]) for e in entries])
         for k, label in zip(METRIC_KEYS, labels):
             new[side][k]["label"] = label
     return new

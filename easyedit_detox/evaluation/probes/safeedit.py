@@ -26,18 +26,21 @@ class SafeEditProbe:
 
     def items(self, state: State) -> List[Item]:
         """The five inputs of each of the state's cases, with the state's suffix, in the run's prompt format."""
-        return [Item(NAME, (case.case_id, key), Prompt(self.format(text), self.max_new, self.max_input))
+        # reference: the request as the user wrote it (with the state's suffix), for judges that read it.
+        return [Item(NAME, (case.case_id, key), Prompt(self.format(text), self.max_new, self.max_input), text)
                 for case in state.cases for key, text in case.inputs(state.suffix).items()]
 
     def sides(self, state: State, items: Sequence[Item], responses: Sequence[Generation]) -> Dict[int, Dict[str, Any]]:
         """Per case id: its side of a case line (each metric's input, response, label, flags; its Fluency)."""
-        labels = self.judge([g.text for g in responses])
+        labels = self.judge([g.text for g in responses], requests=[it.reference for it in items])
         by_case: Dict[int, Dict[str, Any]] = {}
         for item, gen, label in zip(items, responses, labels):
             case_id, key = item.key
-            by_case.setdefault(case_id, {})[key] = {
+            entry = by_case.setdefault(case_id, {})[key] = {
                 "input": item.prompt.text, "response": gen.text, "label": label, "truncated": gen.truncated,
                 "degenerate": is_degenerate(gen.text)}
+            if item.reference is not None and item.reference != item.prompt.text:
+                entry["request"] = item.reference  # the chat format's input is templated: the plain request too
         for case_id, side in by_case.items():
             side["fluency"] = case_fluency([side[k]["response"] for k in METRIC_KEYS])
         return by_case
