@@ -50,16 +50,18 @@ def _wise_templates_escaped() -> Iterator[None]:
         yield
         return
 
-    def escaped(*args, **kwargs):
-        templates = original(*args, **kwargs)
-        return [t if t == "{}" else t[: -len(" {}")].replace("{", "{{").replace("}", "}}") + " {}"
-                for t in templates]
+    from .scoped import scoped_patch
 
-    module.get_context_templates = escaped
-    try:
+    def escaping(current):
+        def escaped(*args, **kwargs):
+            templates = current(*args, **kwargs)
+            return [t if t == "{}" else t[: -len(" {}")].replace("{", "{{").replace("}", "}}") + " {}"
+                    for t in templates]
+        return escaped
+
+    # Threads share one escaping wrapper: escaping twice would double the braces again.
+    with scoped_patch(module, "get_context_templates", escaping, what="WISE's template escaping"):
         yield
-    finally:
-        module.get_context_templates = original
 
 
 @contextmanager
@@ -69,9 +71,10 @@ def _adalora_total_step(method_name: str, hparams, n_requests: int) -> Iterator[
     if original is None or isinstance(original, functools.partial) or not _needs_total_step(original):
         yield
         return
+    from .scoped import scoped_patch
+
     batches = math.ceil(n_requests / max(1, int(getattr(hparams, "batch_size", 1) or 1)))
-    module.AdaLoraConfig = functools.partial(original, total_step=max(1, int(hparams.num_steps) * batches))
-    try:
+    total = max(1, int(hparams.num_steps) * batches)
+    with scoped_patch(module, "AdaLoraConfig", lambda current: functools.partial(current, total_step=total),
+                      key=total, what="LoRA's AdaLoRA total_step"):
         yield
-    finally:
-        module.AdaLoraConfig = original

@@ -18,7 +18,7 @@ import copy
 import re
 import sys
 import types
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator, Union
 
 import torch
@@ -99,24 +99,21 @@ def on_device(device: Union[str, torch.device]) -> Iterator[None]:
         return
     from transformers import BatchEncoding
 
-    patched_modules = []
-    for name, module in list(sys.modules.items()):
-        if name.startswith("easyeditor") and getattr(module, "torch", None) is torch:
-            module.torch = _TorchStandIn(torch, target)
-            patched_modules.append(module)
-    classes = [(cls, cls.__dict__.get("to"), cls.to) for cls in (torch.Tensor, torch.nn.Module, BatchEncoding)]
-    try:
-        for cls, _, current in classes:
-            cls.to = _redirecting(current, target)
+    from .scoped import scoped_patch
+
+    # Shared by threads on the same device (the first in patches, the last out restores); another device at
+    # the same time is refused in one line rather than undone under the first.
+    what = f"easyeditor's CUDA redirection (to {target})"
+    with ExitStack() as stack:
+        for name, module in list(sys.modules.items()):
+            if name.startswith("easyeditor") and (getattr(module, "torch", None) is torch
+                                                  or isinstance(getattr(module, "torch", None), _TorchStandIn)):
+                stack.enter_context(scoped_patch(module, "torch", lambda _: _TorchStandIn(torch, target),
+                                                 key=str(target), what=what))
+        for cls in (torch.Tensor, torch.nn.Module, BatchEncoding):
+            stack.enter_context(scoped_patch(cls, "to", lambda current: _redirecting(current, target),
+                                             key=str(target), what=what))
         yield
-    finally:
-        for cls, own, _ in classes:
-            if own is None:
-                del cls.to  # it was inherited (torch.Tensor.to lives on the C base class)
-            else:
-                cls.to = own
-        for module in patched_modules:
-            module.torch = torch
 
 
 def hparams_on_device(hparams, device: Union[str, torch.device]):

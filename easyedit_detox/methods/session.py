@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -29,6 +29,7 @@ from ..weights import changed_since, copy_parameters, digests, stamps, write_bac
 from .compat import method_compat
 from .device_scope import hparams_on_device, model_device, on_device
 from .registry import Method, adapt_request, resolve_method
+from .scoped import captured_stdout
 from .state import ModelState
 
 LOG = logging.getLogger(__name__)
@@ -157,9 +158,10 @@ class Editor:
             bar = progress_bar(getattr(hparams, "num_steps", None), f"{self.method.name} edit", "step", leave=False)
             kwargs["on_step"] = lambda step, loss: (bar.update(1), bar.set_postfix_str(f"loss {loss:.4f}"))
         started = time.perf_counter()
-        chatter = io.StringIO()  # easyeditor print()s every step; keep stdout for results and progress bars
+        # easyeditor print()s every step; keep stdout for results and progress bars (this thread's prints only).
+        chatter = io.StringIO()
         try:
-            with on_device(self.device), method_compat(self.method.name, hparams, 1), redirect_stdout(chatter):
+            with on_device(self.device), method_compat(self.method.name, hparams, 1), captured_stdout() as chatter:
                 apply_fn = _fresh_apply_fn(self.method.apply_fn, self.model, self.tok, hparams)
                 edited_model, weights_copy = apply_fn(self.model, self.tok, [adapt_request(self.method.name, request)],
                                                       hparams, copy=False, return_orig_weights=True,
