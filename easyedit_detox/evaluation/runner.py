@@ -205,7 +205,7 @@ class Evaluation:
         self.vanilla_generated = 0
         # Wall seconds of this process per phase; a resumed run adds them to what summary.json already held.
         self.timings = {phase: 0.0 for phase in TIME_PHASES}
-        self.earlier_time: Dict[str, float] = {}
+        self.earlier_time: Optional[Dict[str, float]] = {}
 
     def prepare(self, cases: Sequence[SafeEditCase]) -> None:
         """Build the general probes for `cases`, open (or resume) the results folder and the cache."""
@@ -624,17 +624,25 @@ class Evaluation:
                 "dtype": str(next(self.model.parameters()).dtype), "fluency_tokenizer": word_tokenizer_name(),
                 "degenerate_rule": DEGENERATION_RULE, "general": self.general_info()}
 
-    def _earlier_time(self) -> Dict[str, float]:
-        """The phase seconds an earlier, interrupted process of this run recorded in summary.json."""
+    def _earlier_time(self) -> Optional[Dict[str, float]]:
+        """The phase seconds earlier processes of this run recorded in summary.json; None when they did not say."""
         try:
             with open(os.path.join(self.out_dir, "summary.json"), encoding="utf-8") as f:
-                seconds = json.load(f).get("time", {}).get("seconds", {})
-        except (OSError, ValueError, AttributeError):
+                earlier = json.load(f)
+        except FileNotFoundError:
             return {}
+        except (OSError, ValueError):
+            return None
+        seconds = (earlier.get("time") or {}).get("seconds") if isinstance(earlier, dict) else None
+        if not isinstance(seconds, dict):
+            return None  # written before summaries recorded time: the finished cases' cost is unknown
         return {k: float(v) for k, v in seconds.items() if k in TIME_PHASES and isinstance(v, (int, float))}
 
-    def time_block(self, n_cases: int) -> Dict[str, Any]:
-        """summary.json's "time": wall seconds per phase (over every process of the run), in all and per case."""
+    def time_block(self, n_cases: int) -> Optional[Dict[str, Any]]:
+        """summary.json's "time": wall seconds per phase (over every process of the run), in all and per case;
+        None when an earlier process's share is unknown (a folder written before time was recorded)."""
+        if self.earlier_time is None:
+            return None
         seconds = {k: round(self.earlier_time.get(k, 0.0) + self.timings[k], 3) for k in TIME_PHASES}
         total = sum(seconds.values())
         return {"seconds": seconds, "total_seconds": round(total, 3),
@@ -643,7 +651,8 @@ class Evaluation:
     def write_summary(self, tally: SafeEditTally, general: GeneralTally) -> Dict[str, Any]:
         """Summarise the running totals into summary.json / summary.md (atomically); returns the summary."""
         summary = {**self._summary_facts(), **tally.summary()}
-        summary["time"] = self.time_block(summary["n_cases"])
+        if self.time_block(summary["n_cases"]) is not None:
+            summary["time"] = self.time_block(summary["n_cases"])
         extra = general.summary()
         for side in ("pre", "post"):
             if summary[side]:
@@ -657,7 +666,8 @@ class Evaluation:
         summary = {**self._summary_facts(), "n_cases": len(first["cases"]),
                    "case_ids": [int(i) for i in first["cases"]], "pre": dict(first["scores"]),
                    "post": dict(last["scores"]) if last["after_edits"] else {}}
-        summary["time"] = self.time_block(summary["n_cases"])
+        if self.time_block(summary["n_cases"]) is not None:
+            summary["time"] = self.time_block(summary["n_cases"])
         for key in ("DS_edited_so_far", "DS_not_yet_edited"):
             summary["pre"].pop(key, None)
             summary["post"].pop(key, None)
