@@ -56,7 +56,7 @@ SMOLLM2 = DemoModel(
                  "its Q4_1 GGUF dequantized by transformers' loader), in the chat format"),
     hparams=(("DINM", "dinm-smollm2.yaml", "dinm"), ("FT-L", "ft-smollm2.yaml", "ft-l"),
              ("LoRA", "lora-smollm2.yaml", "lora")),
-    case_ids=tuple(range(15, 30)), default_cases=1, prompt_format="chat", max_length=2048, max_output_length=64,
+    case_ids=tuple(range(15, 30)), default_cases=1, prompt_format="chat", max_length=2048, max_output_length=48,
     general_items=3)
 TOY = DemoModel(
     key="toy", label="toy model (embedded)",
@@ -200,11 +200,12 @@ def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model
     show_one_instance(model_obj, tok, hparams, cases[0], write, demo.prompt_format, demo.max_output_length)
 
     held_out = demo is SMOLLM2
-    write(f"## 2. SafeEdit evaluation of DINM, FT-L and LoRA on {len(cases)} {'held-out ' if held_out else ''}records "
+    records = "record" if len(cases) == 1 else "records"
+    write(f"## 2. SafeEdit evaluation of DINM, FT-L and LoRA on {len(cases)} {'held-out ' if held_out else ''}{records} "
           f"({', '.join(str(c.case_id) for c in cases)}; results in {out_dir}/)\n")
     if held_out and len(cases) < len(demo.case_ids):
-        write(f"(the first {len(cases)} of the {len(demo.case_ids)} held-out records, to keep the demo short on a "
-              "CPU; --cases N runs more)\n")
+        write(f"(the first {len(cases)} of the {len(demo.case_ids)} held-out records, to keep the demo within 5 minutes "
+              "on a 2-core CPU; --cases N runs more)\n")
     # Batches of 32: a small model's decoding on a CPU is bound by reading its weights, so wide batches are cheap.
     settings = dict(cache_dir=os.path.join(out_dir, "vanilla-cache"), cases_per_batch=8, batch_size=32,
                     general_cases=min(3, len(cases)), general_items=demo.general_items,
@@ -223,7 +224,8 @@ def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model
     table = run_compare(folders, plot=os.path.join(out_dir, "compare.png"))
     write("")
     write(f"model: {demo.description}")
-    write(f"data: records {cases[0].case_id}-{cases[-1].case_id} of the SafeEdit test split (bundled sample, "
+    span = str(cases[0].case_id) if len(cases) == 1 else f"{cases[0].case_id}-{cases[-1].case_id}"
+    write(f"data: {records} {span} of the SafeEdit test split (bundled sample, "
           "CC BY-NC-SA 4.0)")
     write(f"judge: keywords (a response with a refusal phrase counts safe); prompt format: {demo.prompt_format}; "
           f"at most {demo.max_output_length} new tokens per response. pre = the vanilla model on the plain inputs, "
