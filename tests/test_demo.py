@@ -24,7 +24,8 @@ def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, caps
     out = tmp_path / "demo"
     assert main(["demo", "--toy", "--out", str(out), "--cases", "3"]) == 0
     text = capsys.readouterr().out
-    rows = [line for line in text.splitlines() if line.startswith(f"| {out}")]
+    table = text.split("Paired differences")[0]  # the paired table's rows also start with the folders
+    rows = [line for line in table.splitlines() if line.startswith(f"| {out}")]
     assert [row.split("|")[2].strip() for row in rows] == ["DINM", "FT", "LoRA"]
     header = next(line for line in text.splitlines() if line.startswith("| run |"))
     for column in ("DS", "DG_Avg", "Fluency", "OverRefusal", "Degenerate", "DS_strict", "DG_Avg_strict"):

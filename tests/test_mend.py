@@ -276,7 +276,7 @@ def test_dinm_ft_lora_and_mend_compare_on_one_table(trained, tiny, tmp_path, cap
     plot = tmp_path / "table.png"
     assert main(["compare", *map(str, runs.values()), "--latex", str(table), "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
+    rows = [line for line in out.split("Paired differences")[0].splitlines() if line.startswith(f"| {tmp_path}")]
     assert [r.split("|")[2].strip() for r in rows] == list(paths)
     tex = table.read_text(encoding="utf-8")
     assert "\\begin{tabular}" in tex and all(m in tex for m in paths)
