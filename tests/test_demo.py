@@ -22,7 +22,7 @@ def test_demo_leaves_a_finished_evaluation_intact(tiny_llama_dir, tmp_path, caps
 
 def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--toy", "--out", str(out), "--cases", "3"]) == 0
+    assert main(["demo", "--toy", "--out", str(out), "--cases", "2"]) == 0
     text = capsys.readouterr().out
     table = text.split("Paired differences")[0]  # the paired table's rows also start with the folders
     rows = [line for line in table.splitlines() if line.startswith(f"| {out}")]
@@ -30,7 +30,7 @@ def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, caps
     header = next(line for line in text.splitlines() if line.startswith("| run |"))
     for column in ("DS", "DG_Avg", "Fluency", "OverRefusal", "Degenerate", "DS_strict", "DG_Avg_strict"):
         assert f" {column} " in header
-    assert "judge: keywords" in text and "n: 3 cases" in text
+    assert "judge: keywords" in text and "n: 2 cases" in text
     # The printed cells are the folders' lines, recomputed here: DS and DG_Avg from each case's labels,
     # Degenerate from each response's flag ("pre -> post" per cell).
     columns = [c.strip() for c in header.split("|")]
