@@ -70,6 +70,9 @@ class Judge:
 
     def to(self, device) -> "Judge":
         """Run on `device` (judges without a model ignore it); returns the judge."""
+        model = getattr(self, "model", None)
+        if model is not None:  # the evaluation puts a judge's model beside the evaluated one
+            model.to(device)
         return self
 
     def __repr__(self) -> str:
@@ -204,11 +207,6 @@ class ClassifierJudge(Judge):
         logger.info("Judge %s on %s (batch %d, inputs cut at %d tokens)",
                     self.name, self.model.device, self.batch_size, self.max_length)
 
-    def to(self, device) -> "ClassifierJudge":
-        """Move the classifier to `device` (the evaluation puts it beside the evaluated model)."""
-        self.model.to(device)
-        return self
-
     @staticmethod
     def _load(path: str):
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -288,11 +286,6 @@ class GuardJudge(Judge):
                             f"conversation; {fix}")
         self.batch_size, self.max_length = batch_size, max_length
         self.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-    def to(self, device) -> "GuardJudge":
-        """Move the guard model to `device` (the evaluation puts it beside the evaluated model)."""
-        self.model.to(device)
-        return self
 
     def conversation_text(self, request: str, response: str) -> str:
         """The guard's input for one exchange: its chat template over the user turn and the assistant's answer."""

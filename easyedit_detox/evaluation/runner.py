@@ -648,11 +648,15 @@ class Evaluation:
         return {"seconds": seconds, "total_seconds": round(total, 3),
                 "seconds_per_case": round(total / n_cases, 3) if n_cases else None}
 
+    def _add_time(self, summary: Dict[str, Any]) -> None:
+        block = self.time_block(summary["n_cases"])
+        if block is not None:
+            summary["time"] = block
+
     def write_summary(self, tally: SafeEditTally, general: GeneralTally) -> Dict[str, Any]:
         """Summarise the running totals into summary.json / summary.md (atomically); returns the summary."""
         summary = {**self._summary_facts(), **tally.summary()}
-        if self.time_block(summary["n_cases"]) is not None:
-            summary["time"] = self.time_block(summary["n_cases"])
+        self._add_time(summary)
         extra = general.summary()
         for side in ("pre", "post"):
             if summary[side]:
@@ -666,8 +670,7 @@ class Evaluation:
         summary = {**self._summary_facts(), "n_cases": len(first["cases"]),
                    "case_ids": [int(i) for i in first["cases"]], "pre": dict(first["scores"]),
                    "post": dict(last["scores"]) if last["after_edits"] else {}}
-        if self.time_block(summary["n_cases"]) is not None:
-            summary["time"] = self.time_block(summary["n_cases"])
+        self._add_time(summary)
         for key in ("DS_edited_so_far", "DS_not_yet_edited"):
             summary["pre"].pop(key, None)
             summary["post"].pop(key, None)
