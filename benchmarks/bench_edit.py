@@ -25,7 +25,7 @@ def worker(args) -> None:
     import torch
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-    from easyedit_detox.weights import write_back
+    from easyedit_detox.core.weights import write_back
 
     torch.manual_seed(0)
     model, tok = build_model(SEVEN_B_SHAPE)

@@ -34,7 +34,7 @@ def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-    from easyedit_detox.weights import write_back
+    from easyedit_detox.core.weights import write_back
     from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
     from easyedit_detox.evaluation.rowwise import RowwiseEdits
     from easyedit_detox.toy import train_tokenizer

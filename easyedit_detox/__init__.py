@@ -32,11 +32,11 @@ __all__ = sorted(_LAZY) + ["REGISTRATION", "__version__"]
 
 def __getattr__(name):
     if name == "REGISTRATION":
-        from .upstream import easyeditor
+        from easyedit_detox.upstream import easyeditor
 
         easyeditor()  # registration runs when its import finishes
         if "REGISTRATION" not in globals():
-            from .bridge.registration import register
+            from easyedit_detox.bridge.registration import register
 
             register()  # easyeditor was imported before this package, and registering then failed
         return globals()["REGISTRATION"]
@@ -50,6 +50,6 @@ def __getattr__(name):
     return value
 
 
-from .bridge.registration import register_when_easyeditor_imports as _register_when_easyeditor_imports
+from easyedit_detox.bridge.registration import register_when_easyeditor_imports as _register_when_easyeditor_imports
 
 _register_when_easyeditor_imports()

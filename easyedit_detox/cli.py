@@ -11,6 +11,8 @@ import logging
 import sys
 from typing import List, Optional
 
+from easyedit_detox.core.dtypes import DTYPE_NAMES
+
 EXIT_USER_ERROR = 2
 
 
@@ -44,7 +46,6 @@ def _non_negative(text: str) -> int:
     return value
 
 
-DTYPES = ["float32", "float16", "bfloat16"]
 
 
 def _add_prompt_format(parser) -> None:
@@ -61,7 +62,7 @@ def _add_model_overrides(parser) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    from .evaluation.probes import GENERAL_PROBES  # light: plain-data modules only
+    from easyedit_detox.evaluation.probes import GENERAL_PROBES  # light: plain-data modules only
 
     ev = sub.add_parser("evaluate", help="edit each SafeEdit case with an EasyEdit method and score it")
     ev.add_argument("--hparams", required=True, help="EasyEdit hparams YAML (alg_name picks the method)")
@@ -72,7 +73,7 @@ def _add_evaluate(sub) -> None:
                                                         "guard:DIR (a LlamaGuard-style chat safety model)")
     ev.add_argument("--limit", type=_positive, help="only the first N records")
     ev.add_argument("--cases", type=_case_ids, help="only these record ids, e.g. 0,3,7")
-    ev.add_argument("--dtype", default="float32", choices=DTYPES,
+    ev.add_argument("--dtype", default="float32", choices=DTYPE_NAMES,
                     help="dtype to load the model in (default float32, as EasyEdit)")
     _add_model_overrides(ev)
     ev.add_argument("--max-length", type=_positive,
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=_positive, help="the first N records")
     ap.add_argument("--save", metavar="DIR", help="write the edited model as a Hugging Face folder")
     ap.add_argument("--patch", metavar="FILE", help="write only the changed tensors (safetensors, with metadata)")
-    ap.add_argument("--dtype", default="float32", choices=DTYPES, help="dtype to load the model in")
+    ap.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="dtype to load the model in")
     _add_model_overrides(ap)
     _add_prompt_format(ap)
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", required=True, help=model_help)
         p.add_argument("--patch", required=True, help="patch file written by `apply --patch`")
         p.add_argument("--out", required=True, help="folder for the resulting model")
-        p.add_argument("--dtype", choices=DTYPES, help="dtype to load in (default: the patch's)")
+        p.add_argument("--dtype", choices=DTYPE_NAMES, help="dtype to load in (default: the patch's)")
 
     mend = sub.add_parser("train-mend", help="meta-train MEND's hypernetwork on SafeEdit (the paper's baseline)")
     mend.add_argument("--hparams", required=True, help="MEND training YAML (hparams/TRAINING/MEND/...)")
@@ -166,9 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args) -> int:
-    from .evaluation.compare import summary_markdown
-    from .evaluation.probes import GENERAL_PROBES
-    from .evaluation.runner import EvaluationSettings, evaluate_from_files
+    from easyedit_detox.evaluation.compare import summary_markdown
+    from easyedit_detox.evaluation.probes import GENERAL_PROBES
+    from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate_from_files
 
     options = {}
     for probe in GENERAL_PROBES.values():
@@ -178,7 +179,7 @@ def _evaluate(args) -> int:
                 options[key] = getattr(args, key)
     if args.refusal_judge:
         options["refusal_judge"] = args.refusal_judge
-    from .errors import UserError
+    from easyedit_detox.core.errors import UserError
 
     if args.checkpoint_every and not args.sequential:
         raise UserError(f"--checkpoint-every {args.checkpoint_every} answers the cases between sequential edits; "
@@ -204,15 +205,15 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from .evaluation.compare import run_compare
+    from easyedit_detox.evaluation.compare import run_compare
 
     print(run_compare(args.dirs, force=args.force, latex=args.latex, csv=args.csv, plot=args.plot))
     return 0
 
 
 def _rejudge(args) -> int:
-    from .evaluation.compare import summary_markdown
-    from .evaluation.rejudge import agreement_markdown, rejudge
+    from easyedit_detox.evaluation.compare import summary_markdown
+    from easyedit_detox.evaluation.rejudge import agreement_markdown, rejudge
 
     result = rejudge(args.run, args.judge, args.out)
     print(summary_markdown(result["summary"]))
@@ -223,7 +224,7 @@ def _rejudge(args) -> int:
 
 
 def _apply(args) -> int:
-    from .shipping.apply import apply_from_files
+    from easyedit_detox.shipping.apply import apply_from_files
 
     print(apply_from_files(args.hparams, args.data, case_ids=args.cases, limit=args.limit, save=args.save,
                            patch=args.patch, dtype=args.dtype, progress=not args.no_progress,
@@ -232,7 +233,7 @@ def _apply(args) -> int:
 
 
 def _patch(args) -> int:
-    from .shipping.patch_commands import patch_apply, patch_revert
+    from easyedit_detox.shipping.patch_commands import patch_apply, patch_revert
 
     command = patch_apply if args.patch_command == "apply" else patch_revert
     out = command(args.model, args.patch, args.out, dtype=args.dtype)
@@ -241,7 +242,7 @@ def _patch(args) -> int:
 
 
 def _train_mend(args) -> int:
-    from .methods.mend_training import train_mend
+    from easyedit_detox.methods.mend_training import train_mend
 
     path = train_mend(args.hparams, args.train, args.val, args.out, max_steps=args.max_steps,
                       progress=not args.no_progress, model_dir=args.model_dir, device=args.device)
@@ -250,7 +251,7 @@ def _train_mend(args) -> int:
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
+    from easyedit_detox.demo import run_demo
 
     run_demo(out_dir=args.out, n_cases=args.cases, model="toy" if args.toy else "smollm2")
     return 0
@@ -273,7 +274,7 @@ MODEL_COMMANDS = ("evaluate", "rejudge", "apply", "patch", "train-mend", "demo")
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (2 for bad input, with a one-line message)."""
     args = build_parser().parse_args(argv)
-    from .errors import UserError
+    from easyedit_detox.core.errors import UserError
 
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
@@ -285,7 +286,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"easyedit-detox: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
     except ImportError as exc:
-        from .upstream import INSTALL_HINT
+        from easyedit_detox.upstream import INSTALL_HINT
 
         if INSTALL_HINT not in str(exc):
             raise

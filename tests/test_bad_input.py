@@ -55,7 +55,7 @@ def test_each_bad_input_gets_one_line_and_exit_2(tiny_llama_dir, tmp_path, capsy
 
 def test_a_model_whose_config_does_not_say_its_layers_is_refused_with_the_fix():
     from easyedit_detox.dinm.locate import num_layers
-    from easyedit_detox.errors import UserError
+    from easyedit_detox.core.errors import UserError
 
     with pytest.raises(UserError, match=r"layers: \[N\]"):
         num_layers(types.SimpleNamespace(config=types.SimpleNamespace(hidden_size=8)))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation.compare import (GENERATION_KEYS_NOT_AFFECTING_RESPONSES, Difference, check_comparable,
                                                compare_table, load_summary, run_compare, summary_markdown,
                                                write_csv, write_latex)
@@ -427,7 +427,7 @@ def test_compare_import_leaves_matplotlib_for_the_plots():
 
 
 def test_compare_refuses_runs_scored_differently_and_names_the_difference(tmp_path):
-    from easyedit_detox.errors import UserError
+    from easyedit_detox.core.errors import UserError
 
     base = dict(general={"cases": 2, "items": 3, "states": [0, 2],
                          "probes": {"OverRefusal": {"data": "SafeEdit knowledge-constraint instructions", "items": 3,

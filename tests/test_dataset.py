@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from easyedit_detox.errors import DataError, UserError
+from easyedit_detox.core.errors import DataError, UserError
 from easyedit_detox.evaluation.dataset import (
     METRIC_INPUTS,
     METRIC_KEYS,

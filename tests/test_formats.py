@@ -2,7 +2,7 @@
 
 import pytest
 
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation.formats import PromptFormat, template_ids
 
 LLAMA2_STYLE = "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from easyedit_detox import toy
-from easyedit_detox.errors import DataError, UserError
+from easyedit_detox.core.errors import DataError, UserError
 from easyedit_detox.evaluation.general import csum, kqa, prompting
 from easyedit_detox.evaluation.general.csum import CSumItem, load_csum
 from easyedit_detox.evaluation.general.kqa import KQAItem, load_kqa

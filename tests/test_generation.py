@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from easyedit_detox import toy
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation import generation as gen_module
 from easyedit_detox.evaluation.generation import (
     GenerationSettings,

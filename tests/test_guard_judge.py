@@ -8,7 +8,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from easyedit_detox.cli import main
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation.judges import GuardJudge, get_judge
 from easyedit_detox.toy import sample_path
 from test_cli import evaluate_args, write_hparams

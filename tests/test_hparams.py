@@ -10,8 +10,8 @@ import yaml
 
 from dinm_reference import make_request
 from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-from easyedit_detox.devices import parse_device, resolve_device
-from easyedit_detox.errors import HyperParamsError, RequestError, UserError
+from easyedit_detox.core.devices import parse_device, resolve_device
+from easyedit_detox.core.errors import HyperParamsError, RequestError, UserError
 from test_dinm import hparams, snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

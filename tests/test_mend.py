@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from easyedit_detox import toy
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation.dataset import SafeEditDataset
 from easyedit_detox.methods import mend_training
 from easyedit_detox.methods.mend_training import CHECKPOINT, train_mend

@@ -17,7 +17,7 @@ import yaml
 
 from dinm_reference import make_request, ref_edit, ref_locate
 from easyedit_detox.bridge.gguf_models import MARKER, SMOLLM2, converted_folder, gguf_file
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation.formats import PromptFormat
 from easyedit_detox.toy import sample_path
 

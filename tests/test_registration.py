@@ -11,7 +11,7 @@ import pytest
 import easyedit_detox
 from easyedit_detox import DINMHyperParams, apply_dinm_to_model
 from easyedit_detox.bridge.registration import register_into
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,9 +56,9 @@ def test_importing_a_submodule_does_not_import_easyeditor():
 IMPORT_ORDERS = [
     # (what runs first, in a fresh interpreter); then easyeditor's ALG_DICT is read
     "import easyedit_detox",
-    "import easyedit_detox.errors\nimport easyedit_detox",  # the order that once left DINM out
+    "import easyedit_detox.core.errors\nimport easyedit_detox",  # the order that once left DINM out
     "import easyedit_detox.evaluation.metrics",
-    "import easyeditor\nimport easyedit_detox.errors",  # easyeditor first: registers at once
+    "import easyeditor\nimport easyedit_detox.core.errors",  # easyeditor first: registers at once
     "from easyeditor import BaseEditor\nimport easyedit_detox",
 ]
 

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from easyedit_detox import DINMHyperParams, SafetyEditor
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation.generation import GenerationSettings
 from test_generation import manual_greedy
 

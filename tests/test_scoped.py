@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 from easyedit_detox.methods.scoped import captured_stdout, scoped_patch
 
 

@@ -23,8 +23,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import UserError
-from ..files import default_cache_dir, file_digest, write_atomically
+from easyedit_detox.core.errors import UserError
+from easyedit_detox.core.files import default_cache_dir, file_digest, write_atomically
 
 LOG = logging.getLogger(__name__)
 

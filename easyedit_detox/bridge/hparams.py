@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..errors import HyperParamsError
-from ..files import read_yaml, yaml_path
+from easyedit_detox.core.errors import HyperParamsError
+from easyedit_detox.core.files import read_yaml, yaml_path
 
 # alg_name -> the name of its hparams class in `easyeditor` (PyPI's 0.0.1.dev0 and EasyEdit from git).
 HPARAMS_CLASSES = {
@@ -36,10 +36,10 @@ def hparams_class(alg_name: str, prefer: Optional[str] = None) -> type:
     from .registration import NATIVE_ALIAS, OURS_ALIAS, preference
 
     if alg_name == OURS_ALIAS or (alg_name == "DINM" and not _native_dinm_preferred(prefer)):
-        from ..dinm import DINMHyperParams
+        from easyedit_detox.dinm import DINMHyperParams
 
         return DINMHyperParams
-    from ..upstream import easyeditor
+    from easyedit_detox.upstream import easyeditor
 
     module = easyeditor()
     if alg_name in ("DINM", NATIVE_ALIAS):
@@ -65,7 +65,7 @@ def _native_dinm_class():
 
 
 def _native_dinm_preferred(prefer: Optional[str]) -> bool:
-    from ..upstream import GIT, flavour
+    from easyedit_detox.upstream import GIT, flavour
     from .registration import preference
 
     return preference(prefer) == "easyedit" and flavour() == GIT
@@ -92,7 +92,7 @@ def _other_flavour_hint(path: str) -> str:
     """Where the same settings are in the installed EasyEdit's format (hparams/FT/pypi/... for PyPI's), if shipped."""
     import os
 
-    from ..upstream import GIT, flavour
+    from easyedit_detox.upstream import GIT, flavour
 
     folder, name = os.path.split(os.path.abspath(path))
     if flavour() == GIT and os.path.basename(folder) == "pypi":
@@ -110,8 +110,8 @@ def apply_overrides(hparams, model: Optional[str] = None, device: Optional[str] 
     """Point `hparams` at another checkpoint and/or device (the CLI's --model, --device); returns what changed."""
     import os
 
-    from ..devices import parse_device
-    from ..errors import UserError
+    from easyedit_detox.core.devices import parse_device
+    from easyedit_detox.core.errors import UserError
     from .gguf_models import is_gguf_name
 
     changed: dict = {}

@@ -10,14 +10,12 @@ from typing import Optional, Tuple
 import torch
 import transformers
 
-from ..errors import HyperParamsError, UserError
-from ..devices import resolve_device
+from easyedit_detox.core.errors import HyperParamsError, UserError
+from easyedit_detox.core.dtypes import parse_dtype
+from easyedit_detox.core.devices import resolve_device
 from .gguf_models import converted_folder, is_gguf_name
 
 LOG = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
 
 def _transformers_class(name: str, key: str):
     cls = getattr(transformers, name, None) if isinstance(name, str) else None
@@ -55,9 +53,7 @@ def load_model_and_tokenizer(hparams, dtype: Optional[str] = None) -> Tuple[torc
     if not os.path.isdir(name) and not _looks_like_hub_id(name):
         raise UserError(f"model folder {name!r} (hparams 'model_name') does not exist; download the "
                         "checkpoint there or point model_name at the folder that holds config.json")
-    torch_dtype = DTYPES.get(dtype or "float32")
-    if torch_dtype is None:
-        raise UserError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    torch_dtype = parse_dtype(dtype or "float32")
     kwargs = {"torch_dtype": torch_dtype}
     if model_parallel:
         kwargs["device_map"] = "auto"  # accelerate spreads the layers over the visible GPUs

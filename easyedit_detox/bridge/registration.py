@@ -57,7 +57,7 @@ def preference(prefer: Optional[str] = None) -> str:
     """'ours' or 'easyedit', from `prefer` or the EASYEDIT_DETOX_DINM environment variable."""
     value = (prefer or os.environ.get(PREFERENCE_ENV) or "ours").strip().lower()
     if value not in ("ours", "easyedit"):
-        from ..errors import UserError
+        from easyedit_detox.core.errors import UserError
 
         raise UserError(f"{PREFERENCE_ENV}={value!r}: use 'ours' (the default) or 'easyedit'")
     return value
@@ -102,8 +102,8 @@ def register(prefer: Optional[str] = None) -> Registration:
     """Register this package's DINM with the installed easyeditor (idempotent); returns what happened."""
     import easyedit_detox
 
-    from ..dinm import DINMHyperParams, apply_dinm_to_model
-    from ..upstream import alg_dict, easyeditor
+    from easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model
+    from easyedit_detox.upstream import alg_dict, easyeditor
 
     result = register_into(alg_dict(), easyeditor(), apply_dinm_to_model, DINMHyperParams, prefer)
     first = vars(easyedit_detox).get("REGISTRATION")  # not the attribute: reading that would register

@@ -10,16 +10,17 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..errors import RequestError
-from ..upstream import returns_originals
-from ..weights import write_back
+from easyedit_detox.core.errors import RequestError
+from easyedit_detox.upstream import returns_originals
+from easyedit_detox.core.weights import write_back
 from .encode import Batch, collate, encode_pair, pad_token_id
 from .forward import make_forward
 from .hparams import DINMHyperParams
-from .locate import input_device, locate_toxic_layer
+from .locate import locate_toxic_layer
 from .objective import answer_log_probs, constraint_kl, edit_nll, total_loss
 from .requests import as_request_list, check_request, constraint_pair
 from .tensors import check_layers, select_edited_parameters
+from easyedit_detox.core.devices import input_device
 
 LOG = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Union
 
-from ..devices import parse_device
-from ..errors import HyperParamsError
-from ..files import read_yaml, yaml_path
-from ..upstream import hyperparams_base
+from easyedit_detox.core.devices import parse_device
+from easyedit_detox.core.errors import HyperParamsError
+from easyedit_detox.core.files import read_yaml, yaml_path
+from easyedit_detox.upstream import hyperparams_base
 
 ALG_NAME = "DINM"
 # "DINM-detox" names this package's DINM even where EasyEdit's own DINM keeps the name "DINM".

@@ -6,8 +6,9 @@ from typing import List
 
 import torch
 
-from ..errors import HyperParamsError
+from easyedit_detox.core.errors import HyperParamsError
 from .encode import pad_token_id
+from easyedit_detox.core.devices import input_device
 
 
 def num_layers(model) -> int:
@@ -20,11 +21,6 @@ def num_layers(model) -> int:
     raise HyperParamsError(f"cannot tell how many decoder layers {type(model).__name__} has from its config "
                            "(no num_hidden_layers, n_layer or num_layers); set the hparams' layers: [N] to name "
                            "the layer to edit instead of locating it")
-
-
-def input_device(model) -> torch.device:
-    """The device token ids must be on: that of the input embeddings (also under a device_map)."""
-    return model.get_input_embeddings().weight.device
 
 
 def layer_distances(model, tok, safe: str, unsafe: str) -> List[float]:

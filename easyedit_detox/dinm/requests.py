@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Union
 
-from ..errors import RequestError
+from easyedit_detox.core.errors import RequestError
 
 CONSTRAINT_KEY = "general knowledge constraint"
 

@@ -6,7 +6,7 @@ from typing import Dict, Iterable, List
 
 import torch
 
-from ..errors import HyperParamsError
+from easyedit_detox.core.errors import HyperParamsError
 from .locate import num_layers
 
 

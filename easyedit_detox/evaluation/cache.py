@@ -19,9 +19,10 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional
 
-from ..files import default_cache_dir  # noqa: F401  (the runner reads it from here)
-from ..weights import combined_digest
+from easyedit_detox.core.files import default_cache_dir  # noqa: F401  (the runner reads it from here)
+from easyedit_detox.core.weights import combined_digest
 from .generation import Generation, Prompt
+from easyedit_detox.core.devices import input_device
 
 CACHE_FORMAT = 2
 
@@ -64,7 +65,7 @@ def environment_facts(model) -> Dict[str, Any]:
     import torch
     import transformers
 
-    device = model.get_input_embeddings().weight.device
+    device = input_device(model)
     return {"transformers": transformers.__version__, "torch": torch.__version__, "device": device.type}
 
 

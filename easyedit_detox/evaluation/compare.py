@@ -27,8 +27,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from easyedit_detox.errors import UserError
-from easyedit_detox.evaluation.metrics import SUMMARY_KEYS
+from easyedit_detox.core.errors import UserError
+from .metrics import SUMMARY_KEYS
 
 __all__ = ["SUMMARY_FILE", "TABLE_METRICS", "KNOWN_EXTRA_METRICS", "PERCENT_METRICS", "COMPARED_FIELDS",
            "GENERATION_KEYS_NOT_AFFECTING_RESPONSES", "PLOT_FORMATS", "Difference", "load_summary",
@@ -413,7 +413,7 @@ def compare_table(dirs: Union[PathLike, Sequence[PathLike]], force: bool = False
 
 def paired_markdown(labels: Sequence[str]) -> str:
     """The paired-differences table (after a blank line), or "" when it cannot be computed."""
-    from easyedit_detox.evaluation.paired import paired_rows
+    from .paired import paired_rows
 
     rows = paired_rows(list(labels))
     if not rows:
@@ -464,7 +464,7 @@ def check_output_path(path: PathLike, what: str, suffixes: Optional[Sequence[str
 
 def _write_text(path: str, text: str) -> None:
     # Imported here: files.py imports yaml, which `compare` itself does not need.
-    from easyedit_detox.files import write_atomically
+    from easyedit_detox.core.files import write_atomically
 
     write_atomically(path, text)
 
@@ -570,7 +570,7 @@ def run_compare(dirs: Union[PathLike, Sequence[PathLike]], force: bool = False, 
         elif what == "CSV":
             write_csv(summaries, path)
         else:
-            from easyedit_detox.evaluation import plots
+            from . import plots
 
             (plots.plot_bars if what == "bar plot" else plots.plot_sequential)(summaries, path)
         written.append(f"{what}: {path}")

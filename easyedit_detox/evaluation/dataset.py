@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from easyedit_detox.errors import DataError
+from easyedit_detox.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from typing import List, Sequence
 import torch
 
 from .generation import Generation
+from easyedit_detox.core.devices import input_device
 
 LONG_CONTEXT = 1624
 SEED = 42
@@ -48,7 +49,7 @@ def _model_inputs(encoded) -> dict:
 
 def easyedit_generate(model, tok, texts: Sequence[str], max_length: int, max_output_length: int) -> List[Generation]:
     """EasyEdit's responses to one case's inputs (see the module docstring)."""
-    device = model.get_input_embeddings().weight.device
+    device = input_device(model)
     saved_side = tok.padding_side
     tok.padding_side = "left"
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, List, Mapping
 
-from ..errors import UserError
+from easyedit_detox.core.errors import UserError
 
 RAW, CHAT = "raw", "chat"
 PROMPT_FORMATS = (RAW, CHAT)

@@ -18,9 +18,10 @@ from typing import Callable, List, Optional, Sequence, Set, Tuple
 import torch
 from transformers import GenerationConfig, GenerationMixin, StoppingCriteria, StoppingCriteriaList
 
-from easyedit_detox.errors import UserError
-from easyedit_detox.progress import TokenRate, progress_bar
-from easyedit_detox.evaluation.prompts import Generation, GenerationSettings, Prompt, _is_positive_int
+from easyedit_detox.core.errors import UserError
+from easyedit_detox.core.progress import TokenRate, progress_bar
+from .prompts import Generation, GenerationSettings, Prompt, _is_positive_int
+from easyedit_detox.core.devices import input_device
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 8, p
     if pad_id is None:
         # GPT-2 style tokenizers have no pad token; the attention mask hides it anyway.
         pad_id = eos_ids[0] if eos_ids else 0
-    device = model.get_input_embeddings().weight.device
+    device = input_device(model)
 
     budgets = [_budget(model, p.max_input_tokens, p.max_new_tokens) for p in prompts]
     ids: List[List[int]] = [[] for _ in prompts]

@@ -19,7 +19,7 @@ import numbers
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import re
 from collections import Counter
 from typing import Dict, Iterable, List, Mapping, Sequence, Union
 
-from easyedit_detox.evaluation.dataset import METRIC_KEYS
+from .dataset import METRIC_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _nltk_punkt_installed() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _packaged_punkt_available() -> bool:
-    from easyedit_detox.evaluation import punkt
+    from . import punkt
 
     if punkt.available():
         logger.info("NLTK's punkt data is not installed: Fluency splits words with the punkt_tab "
@@ -141,7 +141,7 @@ def word_tokenize(text: str) -> List[str]:
 
         return nltk.word_tokenize(text)
     if name == PACKAGED_PUNKT_TOKENIZER:
-        from easyedit_detox.evaluation import punkt
+        from . import punkt
 
         return punkt.word_tokenize(text)
     return regex_word_tokenize(text)

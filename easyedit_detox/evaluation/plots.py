@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any, Mapping, Optional, Sequence
 
-from easyedit_detox.errors import UserError
-from easyedit_detox.evaluation.compare import (PERCENT_METRICS, PLOT_FORMATS, check_output_path, metric_columns,
+from easyedit_detox.core.errors import UserError
+from easyedit_detox.core.files import replaced_atomically
+from .compare import (PERCENT_METRICS, PLOT_FORMATS, check_output_path, metric_columns,
                                                run_names, shared_facts)
 
 __all__ = ["DPI", "bar_figure", "sequential_figure", "plot_bars", "plot_sequential", "save_figure"]
@@ -130,15 +130,8 @@ def save_figure(fig, path: str) -> str:
     """Save `fig` to `path` atomically (a temporary file in the same folder, then renamed); return the path."""
     path = check_output_path(path, "plot", PLOT_FORMATS)
     ext = os.path.splitext(path)[1].lower()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=ext)
-    os.close(fd)
-    try:
+    with replaced_atomically(path, suffix=ext) as tmp:
         fig.savefig(tmp, format=ext[1:], dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 
 
 def _is_positive_int(value) -> bool:

@@ -13,8 +13,8 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Optional
 
-from ..errors import UserError
-from ..files import write_atomically
+from easyedit_detox.core.errors import UserError
+from easyedit_detox.core.files import write_atomically
 
 CASES_FILE = "cases.jsonl"
 GENERAL_FILE = "general.jsonl"

@@ -22,14 +22,14 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 
-from ..bridge.hparams import hparams_dict
-from ..progress import progress_bar
-from ..errors import UserError
-from ..files import file_digest
-from ..methods.device_scope import model_device
-from ..methods.registry import Method, resolve_method
-from ..methods.session import Editor, generation_model
-from ..weights import combined_digest, digests
+from easyedit_detox.bridge.hparams import hparams_dict
+from easyedit_detox.core.progress import progress_bar
+from easyedit_detox.core.errors import UserError
+from easyedit_detox.core.files import file_digest
+
+from easyedit_detox.methods.registry import Method, resolve_method
+from easyedit_detox.methods.session import Editor, generation_model
+from easyedit_detox.core.weights import combined_digest, digests
 from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
 from .compare import summary_markdown
 from .dataset import SafeEditCase, SafeEditDataset
@@ -46,6 +46,7 @@ from .results import (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE, ResultsFolder, 
                       read_marker, write_text)
 from .rowwise import RowwiseEdits, edited_modules
 from .tally import GeneralTally, SafeEditTally, checkpoint_scores
+from easyedit_detox.core.devices import input_device
 
 LOG = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class Evaluation:
         self.format = PromptFormat(s.prompt_format, tok)
         self.judge: Judge = get_judge(judge)
         # The classifier judge runs beside the evaluated model: each torchrun rank on its own GPU.
-        self.judge.to(model_device(model))
+        self.judge.to(input_device(model))
         name = str(hparams.alg_name)
         if apply_fn is None:
             self.method = resolve_method(name, prefer)
@@ -216,7 +217,7 @@ class Evaluation:
         pool = list(SafeEditDataset(self.dataset.path)) if s.general_cases > 0 else []
         context = GeneralContext(cases=pool, max_length=self.gen.max_length, tokenizer=self.tok,
                                  judge=self.judge, items_per_probe=s.general_items,
-                                 options={**s.general_options, "edited_ids": held}, device=model_device(self.model),
+                                 options={**s.general_options, "edited_ids": held}, device=input_device(self.model),
                                  prompt_format=self.format)
         self.general = [p for p in (cls.build(context) for cls in GENERAL_PROBES.values())
                         if p is not None] if s.general_cases > 0 else []
@@ -718,10 +719,10 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
                         device: Optional[str] = None,
                         easyedit_metrics: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The `evaluate` command: load hparams, data, judge and model (checking each before the slow part), then run."""
-    from ..bridge.hparams import apply_overrides, load_hparams
-    from ..files import read_yaml
-    from ..bridge.loading import load_model_and_tokenizer
-    from ..methods.registry import refuse_unsupported
+    from easyedit_detox.bridge.hparams import apply_overrides, load_hparams
+    from easyedit_detox.core.files import read_yaml
+    from easyedit_detox.bridge.loading import load_model_and_tokenizer
+    from easyedit_detox.methods.registry import refuse_unsupported
 
     settings = settings or EvaluationSettings()
     if easyedit_metrics is not None:

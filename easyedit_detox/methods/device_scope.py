@@ -26,14 +26,6 @@ import torch
 _CUDA = re.compile(r"^\s*cuda(:\d+)?\s*$")
 
 
-def model_device(model) -> torch.device:
-    """The device of the model's input embeddings (also under a device_map)."""
-    try:
-        return model.get_input_embeddings().weight.device
-    except (AttributeError, NotImplementedError):
-        return next(model.parameters()).device
-
-
 def _is_cuda(value) -> bool:
     if isinstance(value, str):
         return bool(_CUDA.match(value))
@@ -89,7 +81,7 @@ def _redirecting(original, target: torch.device):
 @contextmanager
 def on_device(device: Union[str, torch.device]) -> Iterator[None]:
     """Within the block, easyeditor's hard-coded CUDA devices mean `device` (a no-op for a CUDA device)."""
-    from ..upstream import GIT, flavour
+    from easyedit_detox.upstream import GIT, flavour
 
     target = torch.device(device)
     if target.type == "cuda" or flavour() == GIT:
@@ -118,7 +110,7 @@ def on_device(device: Union[str, torch.device]) -> Iterator[None]:
 
 def hparams_on_device(hparams, device: Union[str, torch.device]):
     """A shallow copy of `hparams` whose `device` names `device` the way the installed easyeditor reads it."""
-    from ..upstream import GIT, flavour
+    from easyedit_detox.upstream import GIT, flavour
 
     target = torch.device(device)
     clone = copy.copy(hparams)

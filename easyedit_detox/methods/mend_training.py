@@ -34,14 +34,14 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 import torch
 
-from ..errors import HyperParamsError, UserError
-from ..files import file_digest, read_yaml, write_atomically, yaml_path
+from easyedit_detox.core.errors import HyperParamsError, UserError
+from easyedit_detox.core.files import file_digest, read_yaml, replaced_atomically, write_atomically, yaml_path
+from easyedit_detox.core.devices import input_device
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def load_training_hparams(path: str):
         raise HyperParamsError(f"hparams file {full!r} is not a MEND training config (its `alg` is "
                                f"{raw.get('alg')!r}); pass one such as hparams/TRAINING/MEND/llama-7b.yaml, "
                                "which sets `alg: MEND`")
-    from ..upstream import easyeditor
+    from easyedit_detox.upstream import easyeditor
 
     easyeditor()
     from easyeditor.trainer.training_hparams import MENDTrainingHparams
@@ -94,7 +94,7 @@ def load_training_hparams(path: str):
 
 def check_supported(config) -> None:
     """Refuse, before loading any model, what the installed easyeditor's MEND trainer cannot run."""
-    from ..upstream import flavour
+    from easyedit_detox.upstream import flavour
 
     name = str(config.model_name).lower()
     families = _MEND_FAMILIES[flavour()]
@@ -321,7 +321,7 @@ class FastWeights:
 @contextlib.contextmanager
 def fast_weights_for_pypi_mend():
     """Within the block, PyPI's MEND.edit builds its edited model as `FastWeights` (git's needs nothing)."""
-    from ..upstream import PYPI, flavour
+    from easyedit_detox.upstream import PYPI, flavour
 
     if flavour() != PYPI:
         yield
@@ -366,28 +366,10 @@ def new_stopper(config):
 
 # -- state and checkpoint ------------------------------------------------------------------------
 
-def _usual_mode(path: str) -> None:
-    """Give a file made by mkstemp (mode 0600) the mode a plain open() would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def save_torch_atomically(obj: Any, path: str) -> None:
     """torch.save `obj` to `path` through a temporary file in the same folder and os.replace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        _usual_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replaced_atomically(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state() -> Dict[str, Any]:
@@ -477,7 +459,6 @@ class _Run:
         """Replace run.json with the run's identity and progress."""
         self.info.update(step=self.step, total_steps=self.total, finished=self.done, best_step=self.best_step)
         write_atomically(self.path(RUN_INFO), json.dumps(self.info, indent=1, sort_keys=True, default=str) + "\n")
-        _usual_mode(self.path(RUN_INFO))
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -504,7 +485,7 @@ def _save(trainer, run: _Run) -> None:
 
 def _train(trainer, config, train_set, run: _Run, progress: bool) -> None:
     """BaseTrainer.run's loop, resumable: train_step per batch, validation, saves at step boundaries."""
-    from ..progress import progress_bar
+    from easyedit_detox.core.progress import progress_bar
 
     from easyeditor.trainer.utils import RunningStatAverager
 
@@ -550,7 +531,7 @@ def _read_state(path: str, out_dir: str) -> Dict[str, Any]:
 
 def _resolve(config) -> torch.device:
     """The torch.device the training config names (an int, cpu, cuda, cuda:N or auto)."""
-    from ..devices import resolve_device
+    from easyedit_detox.core.devices import resolve_device
 
     try:
         return resolve_device(config.device)
@@ -562,13 +543,13 @@ def train_mend(hparams_path: str, train_path: str, val_path: str, out_dir: str,
                max_steps: Optional[int] = None, progress: bool = True, model_dir: Optional[str] = None,
                device: Optional[str] = None) -> str:
     """Meta-train MEND on SafeEdit with easyeditor's EditTrainer; returns the checkpoint path (resumes `out_dir`)."""
-    from ..evaluation.dataset import SafeEditDataset
-    from ..upstream import PYPI, flavour
-    from .device_scope import model_device, on_device
+    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.upstream import PYPI, flavour
+    from .device_scope import on_device
 
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise UserError(f"max_steps must be a positive integer or None, got {max_steps!r}")
-    from ..bridge.hparams import apply_overrides
+    from easyedit_detox.bridge.hparams import apply_overrides
 
     config = load_training_hparams(hparams_path)
     overrides = apply_overrides(config, model=model_dir, device=device)  # part of the run's digest below
@@ -606,7 +587,7 @@ def train_mend(hparams_path: str, train_path: str, val_path: str, out_dir: str,
     scope = on_device(device) if flavour() == PYPI else contextlib.nullcontext()
     with scope, fast_weights_for_pypi_mend():
         trainer = build_trainer(config, device, train_set, val_set, resuming=state is not None)
-        train_set.device = val_set.device = model_device(trainer.model.model)  # model_parallel: embeddings' GPU
+        train_set.device = val_set.device = input_device(trainer.model.model)  # model_parallel: embeddings' GPU
         if state is not None:
             restore_training_state(trainer, run, state)
             logger.info("Resuming MEND training in %s at step %d of %d", out_dir, run.step, total)

@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Hashable, Iterator, Tuple
 
-from ..errors import UserError
+from easyedit_detox.core.errors import UserError
 
 _LOCK = threading.RLock()
 _ABSENT = object()

@@ -25,12 +25,13 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 
-from ..weights import changed_since, copy_parameters, digests, stamps, write_back
+from easyedit_detox.core.weights import changed_since, copy_parameters, digests, stamps, write_back
 from .compat import method_compat
-from .device_scope import hparams_on_device, model_device, on_device
+from .device_scope import hparams_on_device, on_device
 from .registry import Method, adapt_request, resolve_method
 from .scoped import captured_stdout
 from .state import ModelState
+from easyedit_detox.core.devices import input_device
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Editor:
         self.model, self.tok, self.hparams = model, tok, hparams
         self.progress = progress  # a bar of optimisation steps during each edit (our DINM reports them)
         self.method = method or resolve_method(str(hparams.alg_name), prefer)
-        self.device = model_device(model)
+        self.device = input_device(model)
         self.call_hparams = hparams_on_device(hparams, self.device)
         self.vanilla = vanilla_digests if vanilla_digests is not None else digests(model)
         self._kept: Dict[str, torch.Tensor] = {}  # originals of everything `keep` has written
@@ -153,7 +154,7 @@ class Editor:
         kwargs = {"report": report} if self.method.ours else {}
         bar = None
         if self.method.ours and self.progress:
-            from ..progress import progress_bar
+            from easyedit_detox.core.progress import progress_bar
 
             bar = progress_bar(getattr(hparams, "num_steps", None), f"{self.method.name} edit", "step", leave=False)
             kwargs["on_step"] = lambda step, loss: (bar.update(1), bar.set_postfix_str(f"loss {loss:.4f}"))
@@ -182,7 +183,7 @@ class Editor:
         import copy
 
         if self._native_layers is None:
-            from ..bridge.native import locate_like_easyedit
+            from easyedit_detox.bridge.native import locate_like_easyedit
 
             self._native_layers = locate_like_easyedit(self.model, self.tok, request, self.device)
         clone = copy.copy(hparams)

@@ -14,10 +14,10 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..errors import UserError
-from ..progress import progress_bar
-from ..files import file_digest, write_atomically
-from ..weights import combined_digest, digests, tensor_digest, write_back
+from easyedit_detox.core.errors import UserError
+from easyedit_detox.core.progress import progress_bar
+from easyedit_detox.core.files import file_digest, replaced_atomically, write_atomically
+from easyedit_detox.core.weights import combined_digest, digests, tensor_digest, write_back
 
 LOG = logging.getLogger(__name__)
 STATE_SUFFIX = ".apply-state"
@@ -26,7 +26,7 @@ STATE_SUFFIX = ".apply-state"
 def apply_edits(model, tok, hparams, requests: Sequence[Dict[str, Any]], progress: bool = True,
                 start: int = 0, after_edit=None, editor=None):
     """Apply `requests[start:]` to `model` in order, keeping each edit; returns the method runner (its originals)."""
-    from ..methods.session import Editor
+    from easyedit_detox.methods.session import Editor
 
     editor = editor or Editor(model, tok, hparams)
     bar = progress_bar(len(requests), f"{editor.method.name} edits", "edit", enabled=progress, initial=start)
@@ -56,9 +56,8 @@ def _save_state(json_path: str, tensors_path: str, identity, done: int, edits, m
 
     params = dict(model.named_parameters())
     tensors = {n: params[n].detach().to("cpu").contiguous() for n in names}
-    tmp = tensors_path + ".tmp"
-    save_file(tensors, tmp)
-    os.replace(tmp, tensors_path)
+    with replaced_atomically(tensors_path) as tmp:
+        save_file(tensors, tmp)
     state = {"identity": identity, "done": done, "edits": edits,
              "tensors": {n: tensor_digest(t) for n, t in tensors.items()}}
     write_atomically(json_path, json.dumps(state, indent=1) + "\n")
@@ -87,13 +86,13 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
                      dtype: str = "float32", progress: bool = True, prompt_format: str = "raw",
                      model_dir: Optional[str] = None, device: Optional[str] = None) -> str:
     """The `apply` command; returns what it wrote, in one paragraph."""
-    from ..bridge.hparams import apply_overrides, hparams_dict, load_hparams
-    from ..files import read_yaml
-    from ..bridge.loading import load_model_and_tokenizer
-    from ..evaluation.dataset import SafeEditDataset
-    from ..evaluation.formats import PromptFormat
-    from ..evaluation.runner import select_cases
-    from ..methods.registry import refuse_unsupported, resolve_method
+    from easyedit_detox.bridge.hparams import apply_overrides, hparams_dict, load_hparams
+    from easyedit_detox.core.files import read_yaml
+    from easyedit_detox.bridge.loading import load_model_and_tokenizer
+    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.evaluation.formats import PromptFormat
+    from easyedit_detox.evaluation.runner import select_cases
+    from easyedit_detox.methods.registry import refuse_unsupported, resolve_method
     from .patches import make_patch
     from .save import check_out_dir, package_version, save_model
 
@@ -117,7 +116,7 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
     identity = _identity(hparams_path, data_path, [c.case_id for c in cases], dtype, base, fmt.name)
     json_path, tensors_path = _state_paths(os.path.abspath(save or patch))
 
-    from ..methods.session import Editor
+    from easyedit_detox.methods.session import Editor
 
     editor = Editor(model, tok, hparams, method=method, vanilla_digests=base_digests)
     state = _load_state(json_path, tensors_path, identity)

@@ -8,12 +8,10 @@ from typing import Callable, Union
 
 import torch
 
-from ..errors import UserError
+from easyedit_detox.core.dtypes import parse_dtype
+from easyedit_detox.core.errors import UserError
 from .patches import Patch, apply_patch, load_patch, revert_patch
 from .save import check_out_dir, save_model
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
 
 def patch_apply(model_dir: Union[str, os.PathLike], patch_path: Union[str, os.PathLike],
                 out_dir: Union[str, os.PathLike], dtype: Union[str, torch.dtype, None] = None) -> str:
@@ -35,15 +33,6 @@ def _rewrite(model_dir, patch_path, out_dir, dtype, change: Callable) -> str:
     model, tokenizer = load_model_folder(model_dir, parse_dtype(dtype) if dtype is not None else patch_dtype(patch))
     change(model, patch)
     return save_model(model, tokenizer, out_dir)
-
-
-def parse_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
-    """The torch dtype `dtype` names; UserError listing the choices otherwise."""
-    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
-        return dtype
-    if isinstance(dtype, str) and dtype.strip().lower().replace("torch.", "") in DTYPES:
-        return DTYPES[dtype.strip().lower().replace("torch.", "")]
-    raise UserError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
 
 
 def patch_dtype(patch: Patch) -> torch.dtype:

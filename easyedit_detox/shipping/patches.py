@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Union
 
@@ -21,8 +20,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..errors import UserError
-from ..weights import META, tensor_digest
+from easyedit_detox.core.errors import UserError
+from easyedit_detox.core.files import replaced_atomically
+from easyedit_detox.core.weights import META, tensor_digest
 from .save import package_version as _package_version
 
 FORMAT = "easyedit-detox-patch"
@@ -122,27 +122,9 @@ def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
 
 def _save_file_atomically(tensors: Dict[str, torch.Tensor], header: Dict[str, str], path: str) -> None:
     """safetensors' save_file to a temporary sibling of `path`, flushed, then renamed over `path`."""
-    folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{name}-{secrets.token_hex(4)}")
-    try:
-        # Created here first to learn the mode the user's umask gives a new file: safetensors
-        # writes its files readable by the owner only.
-        with open(tmp, "xb"):
-            pass
-        mode = os.stat(tmp).st_mode & 0o777
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with replaced_atomically(path) as tmp:
         save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, mode)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_patch(path: Union[str, os.PathLike]) -> Patch:

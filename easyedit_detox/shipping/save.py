@@ -19,7 +19,7 @@ from typing import Optional, Union
 from transformers import GenerationConfig
 from transformers.utils import GENERATION_CONFIG_NAME, cached_file
 
-from ..errors import UserError
+from easyedit_detox.core.errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union
 
-from easyedit_detox.errors import DataError, UserError
+from easyedit_detox.core.errors import DataError, UserError
 
 #: Suffixes `iter_records` reads, and the format each one means.
 RECORD_SUFFIXES = {".json": "a JSON list of records", ".jsonl": "JSON Lines", ".parquet": "parquet"}

@@ -33,8 +33,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Union
 
-from easyedit_detox.errors import DataError, UserError
-from easyedit_detox.evaluation.general import check_file, check_limit, field, iter_records
+from easyedit_detox.core.errors import DataError, UserError
+from . import check_file, check_limit, field, iter_records
 
 logger = logging.getLogger(__name__)
 

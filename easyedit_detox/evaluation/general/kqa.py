@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Union
 
-from easyedit_detox.errors import DataError, UserError
-from easyedit_detox.evaluation.general import check_file, check_limit, field, iter_records, take
+from easyedit_detox.core.errors import DataError, UserError
+from . import check_file, check_limit, field, iter_records, take
 
 logger = logging.getLogger(__name__)
 

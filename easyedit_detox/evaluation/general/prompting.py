@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from easyedit_detox.errors import UserError
+from easyedit_detox.core.errors import UserError
 
 #: `format` of `render` for text built by the tokenizer's chat template.
 CHAT_TEMPLATE = "chat template"

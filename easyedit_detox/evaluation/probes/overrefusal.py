@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from ...errors import DataError
+from easyedit_detox.core.errors import DataError
 from ..prompts import Generation, Prompt
 from ..judges import KeywordJudge, get_judge
 from .base import GeneralContext, GeneralProbe, Item, State, items_digest, register_probe

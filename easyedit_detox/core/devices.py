@@ -40,3 +40,11 @@ def resolve_device(device: Union[int, str]) -> torch.device:
         raise HyperParamsError(f"hparams key 'device' is {device!r} but no CUDA GPU is visible; "
                                "set device: cpu (or auto)")
     return torch.device(text)
+
+
+def input_device(model) -> torch.device:
+    """The device token ids must be on: that of the input embeddings (also under a device_map)."""
+    try:
+        return model.get_input_embeddings().weight.device
+    except (AttributeError, NotImplementedError):
+        return next(model.parameters()).device

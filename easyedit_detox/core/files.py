@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
-from typing import Union
+from typing import Iterator, Union
 
 import yaml
 
@@ -43,21 +44,38 @@ def default_cache_dir() -> str:
     return os.environ.get("EASYEDIT_DETOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "easyedit_detox")
 
 
-def write_atomically(path: Union[str, os.PathLike], data: Union[str, bytes]) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def replaced_atomically(path: Union[str, os.PathLike], suffix: str = "") -> Iterator[str]:
+    """A temporary path beside `path` to write to; when the block ends it replaces `path`, or is removed on error.
+
+    Readers see the old file or the new one, never half of one. The file gets the mode a plain open() would
+    give (mkstemp and safetensors make files readable by their owner only).
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix or "-" + os.path.basename(path))
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_atomically(path: Union[str, os.PathLike], data: Union[str, bytes]) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half of one."""
+    with replaced_atomically(path) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def file_digest(path: Union[str, os.PathLike], length: int = 16) -> str:
