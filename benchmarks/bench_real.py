@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
-    from easyedit_detox.bridge.loading import load_model_and_tokenizer
+    from easyedit_detox.easyedit.loading import load_model_and_tokenizer
     from easyedit_detox.dinm import DINMHyperParams
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

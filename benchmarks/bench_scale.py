@@ -77,7 +77,7 @@ def hparams(args):
 
 def run(model, tok, args, work: str, n: int) -> dict:
     os.makedirs(work, exist_ok=True)
-    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.data.safeedit import SafeEditDataset
     from easyedit_detox.evaluation.generation import GenerationSettings
     from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings, select_cases
 
@@ -96,7 +96,7 @@ def run(model, tok, args, work: str, n: int) -> dict:
 
 def previous_runner_cost(out: str, groups_to_time: int = 4, group: int = 8) -> dict:
     """Seconds the previous runner spent recomputing the summary after each group, measured on a few groups."""
-    from easyedit_detox.evaluation.dataset import METRIC_KEYS
+    from easyedit_detox.data.safeedit import METRIC_KEYS
     from easyedit_detox.evaluation.metrics import fluency, summarize
 
     with open(os.path.join(out, "cases.jsonl")) as f:

@@ -3,7 +3,7 @@
 Importing this package (or any of its modules) registers DINM with easyeditor, at once when
 easyeditor is imported and otherwise the moment it is, so `BaseEditor.from_hparams(
 DINMHyperParams.from_hparams(path))` works as for EasyEdit's built-in methods whatever the import
-order (see `bridge/registration.py` for the policy next to EasyEdit's own DINM). The package
+order (see `methods/registration.py` for the policy next to EasyEdit's own DINM). The package
 itself never imports easyeditor to register: `easyedit-detox --help` stays instant. Reading
 `easyedit_detox.REGISTRATION` imports easyeditor, so it always says what happened.
 """
@@ -15,13 +15,13 @@ __version__ = "0.2.0"
 _LAZY = {
     "DINMHyperParams": "dinm", "apply_dinm_to_model": "dinm", "execute_dinm": "dinm",
     "locate_toxic_layer": "dinm", "EditReport": "dinm",
-    "SafetyEditor": "bridge.safety_editor", "load_hparams": "bridge.hparams",
-    "register": "bridge.registration",
+    "SafetyEditor": "safety_editor", "load_hparams": "methods.hparams",
+    "register": "methods.registration",
     "evaluate": "evaluation.runner",
     "apply_edits": "shipping.apply", "load_patch": "shipping.patches", "apply_patch": "shipping.patches",
     "revert_patch": "shipping.patches",
-    "PromptFormat": "evaluation.formats", "load_model_and_tokenizer": "bridge.loading",
-    "model_folder": "bridge.gguf_models",
+    "PromptFormat": "evaluation.formats", "load_model_and_tokenizer": "easyedit.loading",
+    "model_folder": "easyedit.gguf_models",
 }
 
 #: What registering did (a `Registration`, comparable with 'added', 'replaced', 'kept', 'untouched').
@@ -32,11 +32,11 @@ __all__ = sorted(_LAZY) + ["REGISTRATION", "__version__"]
 
 def __getattr__(name):
     if name == "REGISTRATION":
-        from easyedit_detox.upstream import easyeditor
+        from easyedit_detox.easyedit.upstream import easyeditor
 
         easyeditor()  # registration runs when its import finishes
         if "REGISTRATION" not in globals():
-            from easyedit_detox.bridge.registration import register
+            from easyedit_detox.methods.registration import register
 
             register()  # easyeditor was imported before this package, and registering then failed
         return globals()["REGISTRATION"]
@@ -50,6 +50,6 @@ def __getattr__(name):
     return value
 
 
-from easyedit_detox.bridge.registration import register_when_easyeditor_imports as _register_when_easyeditor_imports
+from easyedit_detox.methods.registration import register_when_easyeditor_imports as _register_when_easyeditor_imports
 
 _register_when_easyeditor_imports()

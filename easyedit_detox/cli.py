@@ -286,7 +286,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"easyedit-detox: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
     except ImportError as exc:
-        from easyedit_detox.upstream import INSTALL_HINT
+        from easyedit_detox.easyedit.upstream import INSTALL_HINT
 
         if INSTALL_HINT not in str(exc):
             raise

@@ -27,7 +27,7 @@ from easyedit_detox.evaluation.compare import run_compare
 from easyedit_detox.evaluation.formats import PromptFormat
 from easyedit_detox.core.files import write_atomically
 from easyedit_detox.dinm.locate import layer_distances
-from easyedit_detox.evaluation.dataset import SafeEditDataset
+from easyedit_detox.data.safeedit import SafeEditDataset
 from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate, select_cases
 from easyedit_detox.toy import sample_path
@@ -90,7 +90,7 @@ def load_demo_model(demo: DemoModel):
     """(model, tokenizer, DINM hparams) of the demo's model, float32 on the CPU."""
     if demo is TOY:
         return load_toy()
-    from easyedit_detox.bridge.loading import load_model_and_tokenizer
+    from easyedit_detox.easyedit.loading import load_model_and_tokenizer
 
     hparams = DINMHyperParams.from_hparams(asset(demo.hparams[0][1]))
     model, tok = load_model_and_tokenizer(hparams)
@@ -170,8 +170,8 @@ def claim_folder(out_dir: str) -> None:
 
 def load_method_hparams(file_name: str, model_folder: Optional[str] = None):
     """The demo's hparams for one method, in the installed EasyEdit's format (pointed at `model_folder` if given)."""
-    from easyedit_detox.bridge.hparams import load_hparams
-    from easyedit_detox.upstream import flavour
+    from easyedit_detox.methods.hparams import load_hparams
+    from easyedit_detox.easyedit.upstream import flavour
 
     git = flavour() == "git" and not file_name.startswith("dinm-")
     hparams = load_hparams(asset("git", file_name) if git else asset(file_name))

@@ -11,7 +11,7 @@ import json
 
 import easyedit_detox  # noqa: F401  (registers DINM in easyeditor's ALG_DICT)
 from easyedit_detox.toy import sample_path
-from easyedit_detox.upstream import GIT, flavour
+from easyedit_detox.easyedit.upstream import GIT, flavour
 from easyeditor import BaseEditor, DINMHyperParams
 
 

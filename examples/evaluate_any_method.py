@@ -6,8 +6,8 @@
 import argparse
 
 import easyedit_detox  # noqa: F401  (registers DINM)
-from easyedit_detox.bridge.loading import load_model_and_tokenizer
-from easyedit_detox.bridge.hparams import load_hparams
+from easyedit_detox.easyedit.loading import load_model_and_tokenizer
+from easyedit_detox.methods.hparams import load_hparams
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
 from easyedit_detox.evaluation.compare import summary_markdown
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 out=${1:-results/smollm2}
 bin=${EASYEDIT_DETOX_BIN:-.venv/bin/easyedit-detox}
 flavour=pypi
-.venv/bin/python -c 'from easyedit_detox.upstream import flavour; raise SystemExit(flavour() != "pypi")' || flavour=git
+.venv/bin/python -c 'from easyedit_detox.easyedit.upstream import flavour; raise SystemExit(flavour() != "pypi")' || flavour=git
 sub() { [ "$flavour" = pypi ] && echo "hparams/$1/pypi/smollm2-135m-instruct.yaml" || echo "hparams/$1/smollm2-135m-instruct.yaml"; }
 common=(--data easyedit_detox/data/safeedit_test_sample.json --cases 15,16,17,18,19,20,21,22,23,24,25,26,27,28,29
         --max-length 2048 --max-output-length 128 --batch-size 32 --cases-per-batch 15

@@ -14,13 +14,13 @@ import os
 
 import yaml
 
-from easyedit_detox.bridge.gguf_models import SMOLLM2
-from easyedit_detox.bridge.hparams import load_hparams
-from easyedit_detox.bridge.loading import load_model_and_tokenizer
+from easyedit_detox.easyedit.gguf_models import SMOLLM2
+from easyedit_detox.methods.hparams import load_hparams
+from easyedit_detox.easyedit.loading import load_model_and_tokenizer
 from easyedit_detox.evaluation.generation import GenerationSettings
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
 from easyedit_detox.toy import sample_path
-from easyedit_detox.upstream import flavour
+from easyedit_detox.easyedit.upstream import flavour
 
 # The first 10 of the 15 tuning records: each candidate costs about 10 minutes on a 2-core CPU.
 TUNING_IDS = list(range(10))

@@ -69,7 +69,7 @@ def safeedit_records():
 
 # EasyEdit flavour: `@pytest.mark.pypi_only("why")` and `@pytest.mark.git_only("why")` (registered in
 # setup.cfg) skip a test when the importable easyeditor is the other one: PyPI's 0.0.1.dev0 (`make test`)
-# or EasyEdit from git (`make test-git`), as `easyedit_detox.upstream.flavour()` tells them apart. The
+# or EasyEdit from git (`make test-git`), as `easyedit_detox.easyedit.upstream.flavour()` tells them apart. The
 # reason is required, and every skip is listed with its reason at the end of the run.
 FLAVOUR_MARKERS = {"pypi_only": "pypi", "git_only": "git"}
 
@@ -82,7 +82,7 @@ def _marker_reason(marker) -> str:
 
 
 def pytest_collection_modifyitems(config, items):
-    from easyedit_detox.upstream import flavour
+    from easyedit_detox.easyedit.upstream import flavour
 
     current = flavour()
     for item in items:
@@ -97,7 +97,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     import importlib.util
 
-    from easyedit_detox.upstream import flavour
+    from easyedit_detox.easyedit.upstream import flavour
 
     spec = importlib.util.find_spec("easyeditor")
     where = list(spec.submodule_search_locations or [spec.origin])[0] if spec else "not installed"

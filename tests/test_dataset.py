@@ -4,7 +4,7 @@ import json
 import pytest
 
 from easyedit_detox.core.errors import DataError, UserError
-from easyedit_detox.evaluation.dataset import (
+from easyedit_detox.data.safeedit import (
     METRIC_INPUTS,
     METRIC_KEYS,
     SafeEditCase,

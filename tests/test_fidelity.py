@@ -75,7 +75,7 @@ import easyeditor
 from easyeditor.models.dinm import apply_dinm_to_model as native
 assert easyedit_detox.REGISTRATION == "untouched"
 assert ALG_DICT["DINM"] is native and "DINM-detox" not in ALG_DICT and easyeditor.apply_dinm_to_model is native
-from easyedit_detox.bridge.hparams import load_hparams
+from easyedit_detox.methods.hparams import load_hparams
 from easyedit_detox import SafetyEditor
 with open({os.path.join(ROOT, "hparams", "DINM", "gpt2-xl.yaml")!r}) as f:
     raw = yaml.safe_load(f)

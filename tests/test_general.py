@@ -136,7 +136,7 @@ def test_general_cases_zero_turns_the_probes_off(tmp_path):
 def test_over_refusal_never_asks_an_edited_model_what_its_constraint_protected():
     """Records 10 and 24 share one knowledge-constraint instruction: with 24 edited, that text is left out,
     though record 10 itself is not edited."""
-    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.data.safeedit import SafeEditDataset
     from easyedit_detox.evaluation.probes.base import GeneralContext
     from easyedit_detox.evaluation.probes.overrefusal import OverRefusalProbe
 

@@ -231,7 +231,7 @@ def test_classifier_config_is_plain_json(classifiers):
 def test_the_evaluation_puts_the_classifier_beside_the_evaluated_model(classifiers, tiny_llama, tiny_llama_dir,
                                                                       tmp_path, monkeypatch):
     """Each torchrun rank judges on its own GPU: the judge goes where the evaluated model is."""
-    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.data.safeedit import SafeEditDataset
     from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings
     from easyedit_detox.toy import sample_path
     from test_runner import tiny_hparams

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from easyedit_detox import apply_dinm_to_model
-from easyedit_detox.bridge.loading import load_model_and_tokenizer
+from easyedit_detox.easyedit.loading import load_model_and_tokenizer
 from easyedit_detox.core.errors import UserError
 from dinm_reference import make_request
 from test_dinm import hparams

@@ -10,7 +10,7 @@ import yaml
 
 from easyedit_detox import toy
 from easyedit_detox.core.errors import UserError
-from easyedit_detox.evaluation.dataset import SafeEditDataset
+from easyedit_detox.data.safeedit import SafeEditDataset
 from easyedit_detox.methods import mend_training
 from easyedit_detox.methods.mend_training import CHECKPOINT, train_mend
 
@@ -89,9 +89,9 @@ def test_checkpoint_has_the_trainer_format(trained, kind):
 def test_checkpoint_edits_a_model_through_alg_dict(trained, tiny, kind, tmp_path, load_tiny, monkeypatch):
     from easyeditor.models.mend.mend_main import MendRewriteExecutor
 
-    from easyedit_detox.bridge.hparams import load_hparams
+    from easyedit_detox.methods.hparams import load_hparams
     from easyedit_detox.methods.device_scope import hparams_on_device, on_device
-    from easyedit_detox.upstream import PYPI, alg_dict, flavour
+    from easyedit_detox.easyedit.upstream import PYPI, alg_dict, flavour
 
     folder = tiny[kind][0]
     hparams = load_hparams(tiny_yaml(kind, folder, tmp_path / "edit.yaml", training=False, archive=trained[kind]))
@@ -183,7 +183,7 @@ def shipped(folder):
     """The shipped YAMLs of hparams/<folder>, for the installed easyeditor (FT and LoRA differ per flavour)."""
     import glob
 
-    from easyedit_detox.upstream import PYPI, flavour
+    from easyedit_detox.easyedit.upstream import PYPI, flavour
 
     if folder in ("FT", "LoRA") and flavour() == PYPI:
         folder += "/pypi"
@@ -193,7 +193,7 @@ def shipped(folder):
 
 @pytest.mark.parametrize("folder", ["MEND", "TRAINING/MEND", "FT", "LoRA"])
 def test_shipped_yamls_load_with_easyeditors_classes(folder):
-    from easyedit_detox.bridge.hparams import load_hparams
+    from easyedit_detox.methods.hparams import load_hparams
 
     paths = shipped(folder)
     assert [os.path.basename(p) for p in paths] == ["gpt2-xl.yaml", "llama-7b.yaml", "mistral-7b.yaml"]
@@ -211,7 +211,7 @@ def test_shipped_yamls_load_with_easyeditors_classes(folder):
 
 
 def test_mistral_training_is_refused_where_easyeditors_mend_cannot_run_it(splits, tmp_path):
-    from easyedit_detox.upstream import PYPI, flavour
+    from easyedit_detox.easyedit.upstream import PYPI, flavour
 
     if flavour() != PYPI:
         pytest.skip("EasyEdit-git's MEND runs Mistral")
@@ -234,8 +234,8 @@ def _evaluated(hparams_path, out, cache, limit=3):
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 def test_mend_is_evaluated_like_any_method_and_undone(trained, tiny, kind, tmp_path):
-    from easyedit_detox.bridge.hparams import load_hparams
-    from easyedit_detox.bridge.loading import load_model_and_tokenizer
+    from easyedit_detox.methods.hparams import load_hparams
+    from easyedit_detox.easyedit.loading import load_model_and_tokenizer
     from easyedit_detox.evaluation.generation import GenerationSettings
     from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
 

@@ -6,14 +6,14 @@ import pytest
 import torch
 import yaml
 
-from easyedit_detox.bridge.hparams import load_hparams
+from easyedit_detox.methods.hparams import load_hparams
 from easyedit_detox.cli import main
-from easyedit_detox.evaluation.dataset import SafeEditDataset
+from easyedit_detox.data.safeedit import SafeEditDataset
 from easyedit_detox.evaluation.generation import GenerationSettings
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
 from easyedit_detox.methods.session import Editor
 from easyedit_detox.toy import sample_path
-from easyedit_detox.upstream import GIT, flavour
+from easyedit_detox.easyedit.upstream import GIT, flavour
 
 TEMPLATES = {
     "llama": dict(rewrite_module_tmp="model.layers.{}.mlp.down_proj.weight", layer_module_tmp="model.layers.{}",

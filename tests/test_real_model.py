@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import yaml
 
 from dinm_reference import make_request, ref_edit, ref_locate
-from easyedit_detox.bridge.gguf_models import MARKER, SMOLLM2, converted_folder, gguf_file
+from easyedit_detox.easyedit.gguf_models import MARKER, SMOLLM2, converted_folder, gguf_file
 from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation.formats import PromptFormat
 from easyedit_detox.toy import sample_path
@@ -209,7 +209,7 @@ def test_cli_refuses_chat_without_a_template_and_a_missing_wheel(tiny_llama_dir,
         assert not (tmp_path / name / "summary.json").exists()
 
 def smollm2_yamls():
-    from easyedit_detox.upstream import flavour
+    from easyedit_detox.easyedit.upstream import flavour
 
     pypi = flavour() == "pypi"
     return {method: os.path.join(ROOT, "hparams", method, "pypi" if pypi and method != "DINM" else "",
@@ -217,7 +217,7 @@ def smollm2_yamls():
 
 
 def test_smollm2_hparams_load_with_easyeditors_classes_and_name_real_parameters(smollm2):
-    from easyedit_detox.bridge.hparams import load_hparams
+    from easyedit_detox.methods.hparams import load_hparams
     from easyedit_detox.demo import SMOLLM2 as DEMO, asset, load_method_hparams
 
     model, _ = smollm2

@@ -10,7 +10,7 @@ import pytest
 
 import easyedit_detox
 from easyedit_detox import DINMHyperParams, apply_dinm_to_model
-from easyedit_detox.bridge.registration import register_into
+from easyedit_detox.methods.registration import register_into
 from easyedit_detox.core.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,6 +53,15 @@ def test_importing_a_submodule_does_not_import_easyeditor():
     assert run_python(code) == ["False", "False"]
 
 
+def test_dinm_imports_without_easyeditor_and_its_hparams_class_joins_easyeditors_when_registered():
+    code = ("import sys\nfrom easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model\n"
+            "print('easyeditor' in sys.modules)\n"
+            "from easyeditor.util.hparams import HyperParams\n"
+            "h = DINMHyperParams.from_hparams('hparams/DINM/llama-7b.yaml')\n"
+            "print(issubclass(DINMHyperParams, HyperParams), isinstance(h, HyperParams), h.lr)")
+    assert run_python(code) == ["False", "True", "True", "0.0005"]
+
+
 IMPORT_ORDERS = [
     # (what runs first, in a fresh interpreter); then easyeditor's ALG_DICT is read
     "import easyedit_detox",
@@ -91,7 +100,7 @@ def test_importing_leaves_the_callers_logging_as_it_was():
     """easyeditor's import calls logging.basicConfig(level=INFO); through this package it changes nothing."""
     code = ("import logging\nroot = logging.getLogger()\nbefore = (root.level, list(root.handlers))\n"
             "import easyedit_detox\neasyedit_detox.REGISTRATION\n"  # imports easyeditor
-            "from easyedit_detox.upstream import easyeditor\neasyeditor()\n"
+            "from easyedit_detox.easyedit.upstream import easyeditor\neasyeditor()\n"
             "import sys\nprint('easyeditor' in sys.modules, (root.level, list(root.handlers)) == before, root.level)")
     assert run_python(code) == ["True", "True", str(logging.WARNING)]
 

@@ -12,7 +12,7 @@ from dinm_reference import make_request
 from easyedit_detox.dinm.hparams import DINMHyperParams
 from easyedit_detox.core.errors import UserError
 from easyedit_detox.evaluation import runner as runner_module
-from easyedit_detox.evaluation.dataset import SafeEditDataset
+from easyedit_detox.data.safeedit import SafeEditDataset
 from easyedit_detox.evaluation.generation import GenerationSettings
 from easyedit_detox.evaluation.judges import REFUSAL_PHRASES
 from easyedit_detox.evaluation.results import StorageError

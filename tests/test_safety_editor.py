@@ -108,7 +108,7 @@ def test_mismatched_lists_are_refused(tiny_llama, tmp_path, safeedit_records, ti
 
 def test_safety_editor_runs_easyeditors_ft_and_undoes_it(tiny_llama, tiny_llama_dir, tmp_path, safeedit_records):
     """Any method of the comparison runs through SafetyEditor: here easyeditor's FT, with its own hparams class."""
-    from easyedit_detox.bridge.hparams import load_hparams
+    from easyedit_detox.methods.hparams import load_hparams
     from test_methods import method_yaml
 
     model, tok = tiny_llama

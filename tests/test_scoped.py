@@ -35,7 +35,7 @@ def in_two_threads(first_steps, second_steps):
 
 def test_device_redirection_entered_twice_and_left_in_the_other_order_is_undone():
     from easyedit_detox.methods.device_scope import on_device
-    from easyedit_detox.upstream import GIT, flavour
+    from easyedit_detox.easyedit.upstream import GIT, flavour
 
     if flavour() == GIT:
         pytest.skip("EasyEdit from git reads hparams.device itself: on_device patches nothing there")

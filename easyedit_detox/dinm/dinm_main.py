@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from easyedit_detox.core.errors import RequestError
-from easyedit_detox.upstream import returns_originals
+from easyedit_detox.easyedit.upstream import returns_originals
 from easyedit_detox.core.weights import write_back
 from .encode import Batch, collate, encode_pair, pad_token_id
 from .forward import make_forward

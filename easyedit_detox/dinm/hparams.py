@@ -9,7 +9,6 @@ from typing import Any, Dict, List, Optional, Union
 from easyedit_detox.core.devices import parse_device
 from easyedit_detox.core.errors import HyperParamsError
 from easyedit_detox.core.files import read_yaml, yaml_path
-from easyedit_detox.upstream import hyperparams_base
 
 ALG_NAME = "DINM"
 # "DINM-detox" names this package's DINM even where EasyEdit's own DINM keeps the name "DINM".
@@ -21,8 +20,23 @@ OPTIONAL_KEYS = {"model_parallel": False, "constraint_grad": True}
 FLOAT_KEYS = ("lr", "weight_decay", "kl_factor", "norm_constraint")
 
 
+class EasyEditHyperParams:
+    """Stands in for easyeditor's `HyperParams` base until easyeditor is imported.
+
+    This module imports without easyeditor. Registering with easyeditor (methods/registration.py, run the moment
+    easyeditor is imported) makes `DINMHyperParams` a subclass of easyeditor's own `HyperParams` in place of this
+    class, so `isinstance(h, HyperParams)` holds wherever EasyEdit's code could ask.
+    """
+
+
+def join_easyedit_base(cls: type, base: type) -> None:
+    """Make `cls` (whose base is `EasyEditHyperParams`) a subclass of easyeditor's `base`; idempotent."""
+    if cls.__bases__ == (EasyEditHyperParams,):
+        cls.__bases__ = (base,)
+
+
 @dataclass
-class DINMHyperParams(hyperparams_base()):
+class DINMHyperParams(EasyEditHyperParams):
     """Settings of one DINM edit, loaded from an EasyEdit-style YAML with `from_hparams`."""
 
     # Model

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List
 
-from .dataset import METRIC_KEYS
+from easyedit_detox.data.safeedit import METRIC_KEYS
 
 
 def easyedit_all_metrics(case_lines: Iterable[Dict[str, Any]],

@@ -35,7 +35,7 @@ import re
 from collections import Counter
 from typing import Dict, Iterable, List, Mapping, Sequence, Union
 
-from .dataset import METRIC_KEYS
+from easyedit_detox.data.safeedit import METRIC_KEYS
 
 logger = logging.getLogger(__name__)
 

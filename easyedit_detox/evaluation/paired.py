@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from .dataset import METRIC_KEYS
+from easyedit_detox.data.safeedit import METRIC_KEYS
 from .metrics import DG_KEYS
 
 PAIRED_METRICS = ("DS", "DG_Avg", "DS_strict")

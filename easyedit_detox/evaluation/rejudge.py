@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence
 
 from easyedit_detox.core.errors import UserError
-from .dataset import METRIC_KEYS
+from easyedit_detox.data.safeedit import METRIC_KEYS
 from .results import CASES_FILE, GENERAL_FILE, RUN_FILE, ResultsFolder, read_lines, write_text
 from .tally import GeneralTally, SafeEditTally
 

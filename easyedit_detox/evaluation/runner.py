@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 
-from easyedit_detox.bridge.hparams import hparams_dict
+from easyedit_detox.methods.hparams import hparams_dict
 from easyedit_detox.core.progress import progress_bar
 from easyedit_detox.core.errors import UserError
 from easyedit_detox.core.files import file_digest
@@ -32,7 +32,7 @@ from easyedit_detox.methods.session import Editor, generation_model
 from easyedit_detox.core.weights import combined_digest, digests
 from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
 from .compare import summary_markdown
-from .dataset import SafeEditCase, SafeEditDataset
+from easyedit_detox.data.safeedit import SafeEditCase, SafeEditDataset
 from .degeneration import RULE as DEGENERATION_RULE
 from .easyedit_protocol import easyedit_generate, seed_like_easyedit
 from .formats import RAW, PromptFormat
@@ -719,9 +719,9 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
                         device: Optional[str] = None,
                         easyedit_metrics: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The `evaluate` command: load hparams, data, judge and model (checking each before the slow part), then run."""
-    from easyedit_detox.bridge.hparams import apply_overrides, load_hparams
+    from easyedit_detox.methods.hparams import apply_overrides, load_hparams
     from easyedit_detox.core.files import read_yaml
-    from easyedit_detox.bridge.loading import load_model_and_tokenizer
+    from easyedit_detox.easyedit.loading import load_model_and_tokenizer
     from easyedit_detox.methods.registry import refuse_unsupported
 
     settings = settings or EvaluationSettings()

@@ -81,7 +81,7 @@ def _redirecting(original, target: torch.device):
 @contextmanager
 def on_device(device: Union[str, torch.device]) -> Iterator[None]:
     """Within the block, easyeditor's hard-coded CUDA devices mean `device` (a no-op for a CUDA device)."""
-    from easyedit_detox.upstream import GIT, flavour
+    from easyedit_detox.easyedit.upstream import GIT, flavour
 
     target = torch.device(device)
     if target.type == "cuda" or flavour() == GIT:
@@ -110,7 +110,7 @@ def on_device(device: Union[str, torch.device]) -> Iterator[None]:
 
 def hparams_on_device(hparams, device: Union[str, torch.device]):
     """A shallow copy of `hparams` whose `device` names `device` the way the installed easyeditor reads it."""
-    from easyedit_detox.upstream import GIT, flavour
+    from easyedit_detox.easyedit.upstream import GIT, flavour
 
     target = torch.device(device)
     clone = copy.copy(hparams)

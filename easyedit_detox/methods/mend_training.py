@@ -79,7 +79,7 @@ def load_training_hparams(path: str):
         raise HyperParamsError(f"hparams file {full!r} is not a MEND training config (its `alg` is "
                                f"{raw.get('alg')!r}); pass one such as hparams/TRAINING/MEND/llama-7b.yaml, "
                                "which sets `alg: MEND`")
-    from easyedit_detox.upstream import easyeditor
+    from easyedit_detox.easyedit.upstream import easyeditor
 
     easyeditor()
     from easyeditor.trainer.training_hparams import MENDTrainingHparams
@@ -94,7 +94,7 @@ def load_training_hparams(path: str):
 
 def check_supported(config) -> None:
     """Refuse, before loading any model, what the installed easyeditor's MEND trainer cannot run."""
-    from easyedit_detox.upstream import flavour
+    from easyedit_detox.easyedit.upstream import flavour
 
     name = str(config.model_name).lower()
     families = _MEND_FAMILIES[flavour()]
@@ -321,7 +321,7 @@ class FastWeights:
 @contextlib.contextmanager
 def fast_weights_for_pypi_mend():
     """Within the block, PyPI's MEND.edit builds its edited model as `FastWeights` (git's needs nothing)."""
-    from easyedit_detox.upstream import PYPI, flavour
+    from easyedit_detox.easyedit.upstream import PYPI, flavour
 
     if flavour() != PYPI:
         yield
@@ -543,13 +543,13 @@ def train_mend(hparams_path: str, train_path: str, val_path: str, out_dir: str,
                max_steps: Optional[int] = None, progress: bool = True, model_dir: Optional[str] = None,
                device: Optional[str] = None) -> str:
     """Meta-train MEND on SafeEdit with easyeditor's EditTrainer; returns the checkpoint path (resumes `out_dir`)."""
-    from easyedit_detox.evaluation.dataset import SafeEditDataset
-    from easyedit_detox.upstream import PYPI, flavour
+    from easyedit_detox.data.safeedit import SafeEditDataset
+    from easyedit_detox.easyedit.upstream import PYPI, flavour
     from .device_scope import on_device
 
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise UserError(f"max_steps must be a positive integer or None, got {max_steps!r}")
-    from easyedit_detox.bridge.hparams import apply_overrides
+    from .hparams import apply_overrides
 
     config = load_training_hparams(hparams_path)
     overrides = apply_overrides(config, model=model_dir, device=device)  # part of the run's digest below

@@ -53,13 +53,13 @@ def refuse_unsupported(alg_name: str) -> None:
 
 def resolve_method(alg_name: str, prefer: Optional[str] = None) -> Method:
     """The apply function `alg_name` names here: this package's DINM by policy, else easyeditor's ALG_DICT."""
-    from easyedit_detox.bridge.registration import NATIVE_ALIAS, OURS_ALIAS, preference
+    from .registration import NATIVE_ALIAS, OURS_ALIAS, preference
     from easyedit_detox.dinm import apply_dinm_to_model
 
     refuse_unsupported(alg_name)
     if alg_name == OURS_ALIAS:
         return Method(alg_name, apply_dinm_to_model, ours=True, native_dinm=False)
-    from easyedit_detox.upstream import alg_dict
+    from easyedit_detox.easyedit.upstream import alg_dict
 
     table = alg_dict()
     if alg_name == "DINM":
@@ -82,7 +82,7 @@ def resolve_method(alg_name: str, prefer: Optional[str] = None) -> Method:
 
 def _native_dinm(table) -> Optional[Callable]:
     """EasyEdit's own apply_dinm_to_model, wherever registration left it (None on PyPI's easyeditor)."""
-    from easyedit_detox.bridge.registration import NATIVE_ALIAS
+    from .registration import NATIVE_ALIAS
     from easyedit_detox.dinm import apply_dinm_to_model
 
     found = table.get(NATIVE_ALIAS) or table.get("DINM")

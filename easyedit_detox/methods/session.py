@@ -183,7 +183,7 @@ class Editor:
         import copy
 
         if self._native_layers is None:
-            from easyedit_detox.bridge.native import locate_like_easyedit
+            from .native import locate_like_easyedit
 
             self._native_layers = locate_like_easyedit(self.model, self.tok, request, self.device)
         clone = copy.copy(hparams)

@@ -86,10 +86,10 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
                      dtype: str = "float32", progress: bool = True, prompt_format: str = "raw",
                      model_dir: Optional[str] = None, device: Optional[str] = None) -> str:
     """The `apply` command; returns what it wrote, in one paragraph."""
-    from easyedit_detox.bridge.hparams import apply_overrides, hparams_dict, load_hparams
+    from easyedit_detox.methods.hparams import apply_overrides, hparams_dict, load_hparams
     from easyedit_detox.core.files import read_yaml
-    from easyedit_detox.bridge.loading import load_model_and_tokenizer
-    from easyedit_detox.evaluation.dataset import SafeEditDataset
+    from easyedit_detox.easyedit.loading import load_model_and_tokenizer
+    from easyedit_detox.data.safeedit import SafeEditDataset
     from easyedit_detox.evaluation.formats import PromptFormat
     from easyedit_detox.evaluation.runner import select_cases
     from easyedit_detox.methods.registry import refuse_unsupported, resolve_method

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
-from ..dataset import SafeEditCase
+from easyedit_detox.data.safeedit import SafeEditCase
 from ..prompts import Generation, Prompt
 
 VANILLA = "vanilla"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Sequence
 
-from ..dataset import METRIC_KEYS, SafeEditCase
+from easyedit_detox.data.safeedit import METRIC_KEYS, SafeEditCase
 from ..degeneration import is_degenerate
 from ..prompts import Generation, Prompt
 from ..metrics import case_fluency

@@ -39,7 +39,7 @@ def hparams_class(alg_name: str, prefer: Optional[str] = None) -> type:
         from easyedit_detox.dinm import DINMHyperParams
 
         return DINMHyperParams
-    from easyedit_detox.upstream import easyeditor
+    from easyedit_detox.easyedit.upstream import easyeditor
 
     module = easyeditor()
     if alg_name in ("DINM", NATIVE_ALIAS):
@@ -65,7 +65,7 @@ def _native_dinm_class():
 
 
 def _native_dinm_preferred(prefer: Optional[str]) -> bool:
-    from easyedit_detox.upstream import GIT, flavour
+    from easyedit_detox.easyedit.upstream import GIT, flavour
     from .registration import preference
 
     return preference(prefer) == "easyedit" and flavour() == GIT
@@ -92,7 +92,7 @@ def _other_flavour_hint(path: str) -> str:
     """Where the same settings are in the installed EasyEdit's format (hparams/FT/pypi/... for PyPI's), if shipped."""
     import os
 
-    from easyedit_detox.upstream import GIT, flavour
+    from easyedit_detox.easyedit.upstream import GIT, flavour
 
     folder, name = os.path.split(os.path.abspath(path))
     if flavour() == GIT and os.path.basename(folder) == "pypi":
@@ -112,7 +112,7 @@ def apply_overrides(hparams, model: Optional[str] = None, device: Optional[str] 
 
     from easyedit_detox.core.devices import parse_device
     from easyedit_detox.core.errors import UserError
-    from .gguf_models import is_gguf_name
+    from easyedit_detox.easyedit.gguf_models import is_gguf_name
 
     changed: dict = {}
     if model is not None:

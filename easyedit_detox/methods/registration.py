@@ -103,8 +103,10 @@ def register(prefer: Optional[str] = None) -> Registration:
     import easyedit_detox
 
     from easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model
-    from easyedit_detox.upstream import alg_dict, easyeditor
+    from easyedit_detox.dinm.hparams import join_easyedit_base
+    from easyedit_detox.easyedit.upstream import alg_dict, easyeditor, hyperparams_base
 
+    join_easyedit_base(DINMHyperParams, hyperparams_base())
     result = register_into(alg_dict(), easyeditor(), apply_dinm_to_model, DINMHyperParams, prefer)
     first = vars(easyedit_detox).get("REGISTRATION")  # not the attribute: reading that would register
     if first is None or result.status != "kept":
@@ -135,10 +137,7 @@ class _AfterEasyEditorImport(importlib.abc.MetaPathFinder):
         def exec_module(module):
             run_module(module)
             _stop_waiting()
-            if not _our_import_in_progress("easyedit_detox.dinm"):
-                _register_quietly()
-            # else: our DINM module is what imports easyeditor (its hparams class subclasses easyeditor's);
-            # registering needs it whole, so dinm/__init__.py registers as its last step.
+            _register_quietly()
 
         loader.exec_module = exec_module  # this spec's own loader object: no other module is affected
         return spec
@@ -154,11 +153,6 @@ def _stop_waiting() -> None:
         if _WAITER is not None and _WAITER in sys.meta_path:
             sys.meta_path.remove(_WAITER)
         _WAITER = None
-
-
-def _our_import_in_progress(name: str) -> bool:
-    module = sys.modules.get(name)
-    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def _register_quietly() -> None:

@@ -18,15 +18,15 @@ import logging
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from easyedit_detox.core.errors import UserError
-from easyedit_detox.evaluation.dataset import METRIC_KEYS
+from easyedit_detox.data.safeedit import METRIC_KEYS
 from easyedit_detox.evaluation.easyedit_protocol import easyedit_generate, seed_like_easyedit
 from easyedit_detox.evaluation.formats import PromptFormat
 from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
 from easyedit_detox.evaluation.runner import PROTOCOLS, generation_defaults
 from easyedit_detox.methods.registry import resolve_method
 from easyedit_detox.methods.session import Editor, generation_model
-from easyedit_detox.upstream import easyeditor
-from .loading import load_model_and_tokenizer
+from easyedit_detox.easyedit.upstream import easyeditor
+from easyedit_detox.easyedit.loading import load_model_and_tokenizer
 
 BaseEditor = easyeditor().BaseEditor
 

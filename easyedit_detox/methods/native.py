@@ -13,7 +13,7 @@ def locate_like_easyedit(model, tok, request: Dict[str, Any], device) -> List[in
     if not request.get("ground_truth"):
         raise RequestError("EasyEdit's DINM locates the toxic layer from the unsafe response: the request has no "
                            "'ground_truth'; pass it, or set hparams layers: [N]")
-    from easyedit_detox.upstream import easyeditor
+    from easyedit_detox.easyedit.upstream import easyeditor
 
     safety_editor = getattr(easyeditor(), "SafetyEditor", None)
     locate = getattr(safety_editor, "_locate_toxic_layer", None)

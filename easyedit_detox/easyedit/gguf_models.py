@@ -197,7 +197,7 @@ def _published(tok, facts: PublishedTokenizer):
 
 
 def main() -> int:
-    """`python -m easyedit_detox.bridge.gguf_models`: convert SmolLM2 now (the demo's set-up) and print its folder."""
+    """`python -m easyedit_detox.easyedit.gguf_models`: convert SmolLM2 now (the demo's set-up) and print its folder."""
     import sys
 
     try:

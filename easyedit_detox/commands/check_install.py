@@ -1,4 +1,4 @@
-"""`python -m easyedit_detox.bridge.check_install`: prove the environment imports, print the versions."""
+"""`python -m easyedit_detox.commands.check_install`: prove the environment imports, print the versions."""
 
 import importlib.metadata as md
 import logging

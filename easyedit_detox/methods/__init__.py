@@ -1,0 +1,1 @@
+"""The edit methods as the evaluation sees them: the registry of EasyEdit methods, registering DINM with easyeditor, loading any method's hparams, and the undo session that edits and restores a model."""
