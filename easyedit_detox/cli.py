@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args) -> int:
-    from easyedit_detox.evaluation.compare import summary_markdown
+    from easyedit_detox.report.tables import summary_markdown
     from easyedit_detox.evaluation.probes import GENERAL_PROBES
     from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate_from_files
 
@@ -205,14 +205,14 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from easyedit_detox.evaluation.compare import run_compare
+    from easyedit_detox.report.compare import run_compare
 
     print(run_compare(args.dirs, force=args.force, latex=args.latex, csv=args.csv, plot=args.plot))
     return 0
 
 
 def _rejudge(args) -> int:
-    from easyedit_detox.evaluation.compare import summary_markdown
+    from easyedit_detox.report.tables import summary_markdown
     from easyedit_detox.evaluation.rejudge import agreement_markdown, rejudge
 
     result = rejudge(args.run, args.judge, args.out)

@@ -23,7 +23,7 @@ from typing import Callable, List, Optional, Tuple
 
 from easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model
 from easyedit_detox.core.errors import UserError
-from easyedit_detox.evaluation.compare import run_compare
+from easyedit_detox.report.compare import run_compare
 from easyedit_detox.evaluation.formats import PromptFormat
 from easyedit_detox.core.files import write_atomically
 from easyedit_detox.dinm.locate import layer_distances

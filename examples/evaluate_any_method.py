@@ -9,7 +9,7 @@ import easyedit_detox  # noqa: F401  (registers DINM)
 from easyedit_detox.easyedit.loading import load_model_and_tokenizer
 from easyedit_detox.methods.hparams import load_hparams
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
-from easyedit_detox.evaluation.compare import summary_markdown
+from easyedit_detox.report.tables import summary_markdown
 
 
 def main():

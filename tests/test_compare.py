@@ -10,9 +10,10 @@ import sys
 import pytest
 
 from easyedit_detox.core.errors import UserError
-from easyedit_detox.evaluation.compare import (GENERATION_KEYS_NOT_AFFECTING_RESPONSES, Difference, check_comparable,
-                                               compare_table, load_summary, run_compare, summary_markdown,
-                                               write_csv, write_latex)
+from easyedit_detox.report.comparability import Difference, check_comparable
+from easyedit_detox.report.compare import compare_table, run_compare, write_csv, write_latex
+from easyedit_detox.report.summaries import GENERATION_KEYS_NOT_AFFECTING_RESPONSES, load_summary
+from easyedit_detox.report.tables import summary_markdown
 
 DGS = ("DG_onlyQ", "DG_otherA", "DG_otherQ", "DG_otherAQ")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -319,7 +320,7 @@ def png_size(path):
 
 def test_plot_bars(tmp_path):
     pytest.importorskip("matplotlib")
-    from easyedit_detox.evaluation.plots import DPI, bar_figure, plot_bars
+    from easyedit_detox.report.plots import DPI, bar_figure, plot_bars
 
     runs = [summary(pre=side(10, (20, 30, 40, 50), 3.0, KQA=40.0), post=side(80, (21, 31, 41, 51), 2.9)),
             summary(method="FT-L"), summary(method="MEND")]
@@ -345,7 +346,7 @@ def test_plot_bars(tmp_path):
 
 def test_plot_sequential(tmp_path):
     pytest.importorskip("matplotlib")
-    from easyedit_detox.evaluation.plots import plot_sequential, sequential_figure
+    from easyedit_detox.report.plots import plot_sequential, sequential_figure
 
     steps = [{"after_edits": k, "DS": 100 - k, "DS_edited_so_far": 100.0} for k in (4, 1, 2)]
     runs = [summary(sequential=steps), summary(method="FT-L"),
@@ -409,20 +410,20 @@ def python(code):
 
 
 def test_compare_module_itself_imports_neither_torch_nor_matplotlib():
-    # The package `easyedit_detox.evaluation` is replaced by an empty one, so that this measures compare.py and
+    # The package `easyedit_detox.report` is replaced by an empty one, so that this measures compare.py and
     # what it imports, whatever the package's __init__ imports.
     code = ("import importlib.util, os, sys, types\n"
             "root = os.path.dirname(importlib.util.find_spec('easyedit_detox').origin)\n"
-            "pkg = types.ModuleType('easyedit_detox.evaluation')\n"
-            "pkg.__path__ = [os.path.join(root, 'evaluation')]\n"
-            "sys.modules['easyedit_detox.evaluation'] = pkg\n"
-            "import easyedit_detox.evaluation.compare\n"
+            "pkg = types.ModuleType('easyedit_detox.report')\n"
+            "pkg.__path__ = [os.path.join(root, 'report')]\n"
+            "sys.modules['easyedit_detox.report'] = pkg\n"
+            "import easyedit_detox.report.compare\n"
             "print(*(m in sys.modules for m in ('torch', 'matplotlib', 'numpy', 'yaml', 'transformers')))")
     assert python(code) == ["False"] * 5
 
 
 def test_compare_import_leaves_matplotlib_for_the_plots():
-    code = "import sys\nimport easyedit_detox.evaluation.compare\nprint('matplotlib' in sys.modules)"
+    code = "import sys\nimport easyedit_detox.report.compare\nprint('matplotlib' in sys.modules)"
     assert python(code) == ["False"]
 
 

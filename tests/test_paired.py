@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from easyedit_detox.evaluation.compare import compare_table
-from easyedit_detox.evaluation.paired import paired_difference, sign_test_p
+from easyedit_detox.report.compare import compare_table
+from easyedit_detox.report.paired import paired_difference, sign_test_p
 from test_compare import summary, write_run
 
 KEYS = ("DS", "DG_onlyQ", "DG_otherA", "DG_otherQ", "DG_otherAQ")

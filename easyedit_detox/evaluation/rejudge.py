@@ -64,7 +64,7 @@ def _relabel(line: Dict[str, Any], judge, judge_name: str) -> Dict[str, Any]:
 
 def rejudge(run_dir: str, judge_spec, out_dir: str) -> Dict[str, Any]:
     """Judge RUN's responses again into OUT (a new folder); returns {"summary": ..., "agreement": [...]}."""
-    from .compare import load_summary
+    from easyedit_detox.report.summaries import load_summary
     from .judges import get_judge
     from .probes import GENERAL_PROBES
 
@@ -109,7 +109,7 @@ def rejudge(run_dir: str, judge_spec, out_dir: str) -> Dict[str, Any]:
                        time={"seconds": {"judge": round(seconds, 3)}, "total_seconds": round(seconds, 3),
                              "seconds_per_case": round(seconds / len(new_lines), 3)})
     rows = agreement(old_lines, new_lines)
-    from .compare import summary_markdown
+    from easyedit_detox.report.tables import summary_markdown
 
     folder.write_summary(new_summary, f"# SafeEdit, judged again by `{judge.name}`\n\nResponses of `{run_dir}` "
                                       f"(judged there by `{summary['judge']}`); nothing generated.\n\n"

@@ -31,7 +31,7 @@ from easyedit_detox.methods.registry import Method, resolve_method
 from easyedit_detox.methods.session import Editor, generation_model
 from easyedit_detox.core.weights import combined_digest, digests
 from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
-from .compare import summary_markdown
+from easyedit_detox.report.tables import summary_markdown
 from easyedit_detox.data.safeedit import SafeEditCase, SafeEditDataset
 from .degeneration import RULE as DEGENERATION_RULE
 from .easyedit_protocol import easyedit_generate, seed_like_easyedit
@@ -726,7 +726,7 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
 
     settings = settings or EvaluationSettings()
     if easyedit_metrics is not None:
-        from .compare import check_output_path
+        from easyedit_detox.core.files import check_output_path
 
         check_output_path(easyedit_metrics, "EasyEdit metrics file", (".json",))
         if settings.sequential:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from easyedit_detox.data.safeedit import METRIC_KEYS
-from .metrics import DG_KEYS
+from easyedit_detox.data.safeedit import DG_KEYS
 
 SIDES = ("pre", "post")
 

@@ -14,8 +14,7 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from easyedit_detox.data.safeedit import METRIC_KEYS
-from .metrics import DG_KEYS
+from easyedit_detox.data.safeedit import DG_KEYS, METRIC_KEYS
 
 PAIRED_METRICS = ("DS", "DG_Avg", "DS_strict")
 CASES_FILE = "cases.jsonl"

@@ -12,9 +12,10 @@ import os
 from typing import Any, Mapping, Optional, Sequence
 
 from easyedit_detox.core.errors import UserError
-from easyedit_detox.core.files import replaced_atomically
-from .compare import (PERCENT_METRICS, PLOT_FORMATS, check_output_path, metric_columns,
-                                               run_names, shared_facts)
+from easyedit_detox.core.files import check_output_path, replaced_atomically
+from .summaries import PERCENT_METRICS, PLOT_FORMATS
+from .comparability import run_names
+from .tables import metric_columns, shared_facts
 
 __all__ = ["DPI", "bar_figure", "sequential_figure", "plot_bars", "plot_sequential", "save_figure"]
 
