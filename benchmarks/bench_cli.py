@@ -35,7 +35,7 @@ def median_seconds(command, repeat: int) -> float:
 
 def toy_runs(folder: str):
     """Two small results folders (DINM on the embedded toy at two learning rates) for `compare` to read."""
-    from easyedit_detox.demo import asset
+    from easyedit_detox.commands.demo import asset
 
     import yaml
 

@@ -36,6 +36,18 @@ def make_hparams(args, lr=5e-4):
         ln_f_module="model.norm", lm_head_module="lm_head")
 
 
+def straightforward_evaluation():
+    """The baseline the benchmarks measure against: an Evaluation that answers each edited case on its own (no
+    batching across cases); `run` also turns the response cache off for it."""
+    from easyedit_detox.evaluation.runner import Evaluation
+
+    class StraightforwardEvaluation(Evaluation):
+        def answers_with_group(self, edit) -> bool:
+            return False
+
+    return StraightforwardEvaluation
+
+
 def run(model, tok, hparams, out, cache, straightforward, case_ids, max_length, max_output_length, batch_size,
         prompt_format="raw"):
     """One evaluation of `case_ids` (ours or the straightforward path); its timings and responses."""
@@ -45,12 +57,11 @@ def run(model, tok, hparams, out, cache, straightforward, case_ids, max_length, 
     from easyedit_detox.toy import sample_path
 
     data = SafeEditDataset(sample_path())
-    ev = Evaluation(model, tok, hparams, data, out, model_label="bench",
-                    settings=EvaluationSettings(cases_per_batch=len(case_ids), cache_dir=cache, progress=False,
-                                                general_cases=0, straightforward=straightforward,
-                                                prompt_format=prompt_format),
-                    generation=GenerationSettings(max_length, max_output_length,
-                                                  batch_size=5 if straightforward else batch_size))
+    cls = straightforward_evaluation() if straightforward else Evaluation
+    ev = cls(model, tok, hparams, data, out, model_label="bench",
+             settings=EvaluationSettings(cases_per_batch=len(case_ids), cache_dir=cache, progress=False,
+                                         general_cases=0, use_cache=not straightforward, prompt_format=prompt_format),
+             generation=GenerationSettings(max_length, max_output_length, batch_size=5 if straightforward else batch_size))
     start = time.perf_counter()
     ev.run(select_cases(data, case_ids))
     total = time.perf_counter() - start

@@ -166,97 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _evaluate(args) -> int:
-    from easyedit_detox.report.tables import summary_markdown
-    from easyedit_detox.evaluation.probes import GENERAL_PROBES
-    from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate_from_files
-
-    options = {}
-    for probe in GENERAL_PROBES.values():
-        if probe.option:
-            key = probe.option.lstrip("-").replace("-", "_")
-            if getattr(args, key, None):
-                options[key] = getattr(args, key)
-    if args.refusal_judge:
-        options["refusal_judge"] = args.refusal_judge
-    from easyedit_detox.core.errors import UserError
-
-    if args.checkpoint_every and not args.sequential:
-        raise UserError(f"--checkpoint-every {args.checkpoint_every} answers the cases between sequential edits; "
-                        "add --sequential, or drop --checkpoint-every")
-    settings = EvaluationSettings(batch_size=args.batch_size, cases_per_batch=args.cases_per_batch,
-                                  cache_dir=args.cache, use_cache=not args.no_cache, progress=not args.no_progress,
-                                  protocol=args.generation, prompt_format=args.prompt_format,
-                                  general_cases=args.general_cases,
-                                  general_items=args.general_items, general_options=options,
-                                  sequential=args.sequential, checkpoint_every=args.checkpoint_every)
-    summary = evaluate_from_files(args.hparams, args.data, args.out, judge=args.judge, limit=args.limit,
-                                  case_ids=args.cases, dtype=args.dtype, max_length=args.max_length,
-                                  max_output_length=args.max_output_length, settings=settings,
-                                  model_dir=args.model_dir, device=args.device, easyedit_metrics=args.easyedit_metrics)
-    if summary is not None:  # rank 0 (or the only process)
-        print(f"{summary['method']} on {summary['model']}, {summary['n_cases']} cases, judge {summary['judge']}, "
-              f"prompt format {summary['prompt_format']}")
-        print(summary_markdown(summary))
-        lines = "sequential.jsonl" if args.sequential else "cases.jsonl"
-        print(f"results: {args.out}/summary.json, {args.out}/{lines}"
-              + (f", {args.easyedit_metrics} (EasyEdit's all_metrics)" if args.easyedit_metrics else ""))
-    return 0
-
-
-def _compare(args) -> int:
-    from easyedit_detox.report.compare import run_compare
-
-    print(run_compare(args.dirs, force=args.force, latex=args.latex, csv=args.csv, plot=args.plot))
-    return 0
-
-
-def _rejudge(args) -> int:
-    from easyedit_detox.report.tables import summary_markdown
-    from easyedit_detox.evaluation.rejudge import agreement_markdown, rejudge
-
-    result = rejudge(args.run, args.judge, args.out)
-    print(summary_markdown(result["summary"]))
-    print()
-    print(agreement_markdown(result))
-    print(f"results: {args.out}/summary.json, {args.out}/cases.jsonl, {args.out}/agreement.json")
-    return 0
-
-
-def _apply(args) -> int:
-    from easyedit_detox.shipping.apply import apply_from_files
-
-    print(apply_from_files(args.hparams, args.data, case_ids=args.cases, limit=args.limit, save=args.save,
-                           patch=args.patch, dtype=args.dtype, progress=not args.no_progress,
-                           prompt_format=args.prompt_format, model_dir=args.model_dir, device=args.device))
-    return 0
-
-
-def _patch(args) -> int:
-    from easyedit_detox.shipping.patch_commands import patch_apply, patch_revert
-
-    command = patch_apply if args.patch_command == "apply" else patch_revert
-    out = command(args.model, args.patch, args.out, dtype=args.dtype)
-    print(f"wrote {out}")
-    return 0
-
-
-def _train_mend(args) -> int:
-    from easyedit_detox.methods.mend_training import train_mend
-
-    path = train_mend(args.hparams, args.train, args.val, args.out, max_steps=args.max_steps,
-                      progress=not args.no_progress, model_dir=args.model_dir, device=args.device)
-    print(f"MEND checkpoint: {path} (point the MEND hparams' archive at it)")
-    return 0
-
-
-def _demo(args) -> int:
-    from easyedit_detox.demo import run_demo
-
-    run_demo(out_dir=args.out, n_cases=args.cases, model="toy" if args.toy else "smollm2")
-    return 0
-
-
 def _quiet_model_loading() -> None:
     # transformers 5 draws a "Loading weights" bar on stderr at every from_pretrained (4.x does not for one
     # shard); stderr is for the command's own progress bars and its one-line errors.
@@ -265,8 +174,9 @@ def _quiet_model_loading() -> None:
     hf_logging.disable_progress_bar()
 
 
-COMMANDS = {"evaluate": _evaluate, "compare": _compare, "rejudge": _rejudge, "apply": _apply, "patch": _patch,
-            "train-mend": _train_mend, "demo": _demo}
+# Each command's glue is `run(args)` in commands/<module>.py, imported only when that command runs.
+COMMANDS = {"evaluate": "evaluate", "compare": "compare", "rejudge": "rejudge", "apply": "apply", "patch": "patch",
+            "train-mend": "train_mend", "demo": "demo"}
 # Commands that load a model (and so import transformers); `compare` must not.
 MODEL_COMMANDS = ("evaluate", "rejudge", "apply", "patch", "train-mend", "demo")
 
@@ -281,7 +191,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command in MODEL_COMMANDS:
             _quiet_model_loading()
-        return COMMANDS[args.command](args)
+        import importlib
+
+        return importlib.import_module(f"easyedit_detox.commands.{COMMANDS[args.command]}").run(args)
     except UserError as exc:
         print(f"easyedit-detox: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USER_ERROR

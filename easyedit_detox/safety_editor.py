@@ -24,7 +24,7 @@ from easyedit_detox.evaluation.formats import PromptFormat
 from easyedit_detox.evaluation.generation import GenerationSettings, generate_responses
 from easyedit_detox.evaluation.runner import PROTOCOLS, generation_defaults
 from easyedit_detox.methods.registry import resolve_method
-from easyedit_detox.methods.session import Editor, generation_model
+from easyedit_detox.methods.session import UndoSession, generation_model
 from easyedit_detox.easyedit.upstream import easyeditor
 from easyedit_detox.easyedit.loading import load_model_and_tokenizer
 
@@ -96,13 +96,13 @@ class SafetyEditor(BaseEditor):
             length, output = generation_defaults(hparams)
             generation = GenerationSettings(length, output, batch_size=8)
         self.generation = generation
-        self._editor: Optional[Editor] = None
+        self._editor: Optional[UndoSession] = None
 
     @property
-    def editor(self) -> Editor:
+    def editor(self) -> UndoSession:
         """The method runner, created on first use (it digests the vanilla weights once)."""
         if self._editor is None:
-            self._editor = Editor(self.model, self.tok, self.hparams, method=self.method)
+            self._editor = UndoSession(self.model, self.tok, self.hparams, method=self.method)
         return self._editor
 
     def _responses(self, model, inputs: Sequence[str]) -> Dict[str, str]:

@@ -12,7 +12,7 @@ from dinm_reference import make_request
 from easyedit_detox import apply_dinm_to_model
 from easyedit_detox.cli import main
 from easyedit_detox.dinm.hparams import DINMHyperParams
-from easyedit_detox.methods.session import Editor
+from easyedit_detox.methods.session import UndoSession
 from easyedit_detox.toy import sample_path
 from test_cli import write_hparams
 from test_dinm import SUFFIX
@@ -89,7 +89,7 @@ def test_interrupted_apply_resumes_to_the_same_weights(tiny_llama_dir, tmp_path,
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(apply_args(h, whole, "--limit", "4", "--save", str(whole))) == 0
     calls = {"n": 0}
-    real = Editor.keep
+    real = UndoSession.keep
 
     def interrupted(self, request):
         calls["n"] += 1
@@ -97,19 +97,19 @@ def test_interrupted_apply_resumes_to_the_same_weights(tiny_llama_dir, tmp_path,
             raise KeyboardInterrupt
         return real(self, request)
 
-    monkeypatch.setattr(Editor, "keep", interrupted)
+    monkeypatch.setattr(UndoSession, "keep", interrupted)
     assert main(apply_args(h, cut, "--limit", "4", "--save", str(cut))) == 130
     assert not cut.exists()
     with open(str(cut) + ".apply-state.json") as f:
         assert json.load(f)["done"] == 2
-    monkeypatch.setattr(Editor, "keep", real)
+    monkeypatch.setattr(UndoSession, "keep", real)
     resumed = {"n": 0}
 
     def counting(self, request):
         resumed["n"] += 1
         return real(self, request)
 
-    monkeypatch.setattr(Editor, "keep", counting)
+    monkeypatch.setattr(UndoSession, "keep", counting)
     assert main(apply_args(h, cut, "--limit", "4", "--save", str(cut))) == 0
     assert resumed["n"] == 2  # only the edits not yet done
     a, b = load(whole), load(cut)

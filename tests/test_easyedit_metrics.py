@@ -28,7 +28,7 @@ def summarise_like_run_safety_editing(all_metrics, predict):
 def test_easyedits_summary_of_our_file_gives_the_runs_numbers(tmp_path, capsys):
     import os
 
-    from easyedit_detox.demo import asset
+    from easyedit_detox.commands.demo import asset
 
     # The embedded toy model: its answers differ before and after DINM, so the numbers are not all alike.
     h = write_hparams(tmp_path, asset("toy_model"), max_length=384, max_output_length=32, lr=1e-2, num_steps=10,

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from easyedit_detox.cli import main
-from easyedit_detox.demo import asset
+from easyedit_detox.commands.demo import asset
 from easyedit_detox.evaluation.judges import REFUSAL_PHRASES
 from easyedit_detox.toy import sample_path
 from test_general_scorers import _oc_rouge1_f, _oc_triviaqa_correct, _oc_xsum_postprocess

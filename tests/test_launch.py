@@ -8,7 +8,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Each rank writes its line to a file of its own (not stdout, which torchrun may relay late or not at all).
-SCRIPT = ("import os, sys\nfrom easyedit_detox.evaluation.runner import launch_id\n"
+SCRIPT = ("import os, sys\nfrom easyedit_detox.evaluation.distributed import launch_id\n"
           "line = ' '.join(['ID', os.environ['RANK'], os.environ.get('TORCHELASTIC_RUN_ID', 'unset'), launch_id()])\n"
           "open(os.path.join(sys.argv[1], 'rank' + os.environ['RANK']), 'w').write(line)\n")
 

@@ -11,7 +11,7 @@ from easyedit_detox.cli import main
 from easyedit_detox.data.safeedit import SafeEditDataset
 from easyedit_detox.evaluation.generation import GenerationSettings
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
-from easyedit_detox.methods.session import Editor
+from easyedit_detox.methods.session import UndoSession
 from easyedit_detox.toy import sample_path
 from easyedit_detox.easyedit.upstream import GIT, flavour
 
@@ -70,7 +70,7 @@ def test_method_edits_visibly_and_is_undone_exactly(method, kind, request, tmp_p
         vanilla_logits = model(**ids).logits
     before = snapshot(model)
     flags = (model.is_gradient_checkpointing, model.config.use_cache, [p.requires_grad for p in model.parameters()])
-    editor = Editor(model, tok, h)
+    editor = UndoSession(model, tok, h)
     with editor.edited(case.edit_request()) as edit:
         with torch.no_grad():
             edited_logits = edit.model(**ids).logits
@@ -117,7 +117,7 @@ def test_hard_coded_cuda_is_scoped_to_the_call(tiny_llama, tiny_llama_dir, tmp_p
 
     model, tok = tiny_llama
     h = load_hparams(method_yaml(tmp_path, "FT", "llama", tiny_llama_dir, device=0))
-    editor = Editor(model, tok, h)
+    editor = UndoSession(model, tok, h)
     with editor.edited(SafeEditDataset(sample_path(), limit=1)[0].edit_request()) as edit:
         assert edit.written
     module = sys.modules["easyeditor.models.ft.ft_main"]
@@ -149,7 +149,7 @@ def test_git_methods_are_evaluated_and_undone(method, tiny_llama, tiny_llama_dir
     ids = tok(case.eval_inputs["DS"], return_tensors="pt")["input_ids"]
     with torch.no_grad():
         vanilla = model(input_ids=ids).logits
-    with Editor(model, tok, h).edited(case.edit_request()) as edit:
+    with UndoSession(model, tok, h).edited(case.edit_request()) as edit:
         assert not edit.in_place  # a wrapper layer: generated case by case, not row-wise
         with torch.no_grad():
             assert not torch.allclose(model(input_ids=ids).logits, vanilla, atol=1e-5)

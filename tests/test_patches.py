@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from easyedit_detox import toy
 from easyedit_detox.core.errors import UserError
-from easyedit_detox.shipping.patch_commands import patch_apply, patch_revert
+from easyedit_detox.commands.patch import patch_apply, patch_revert
 from easyedit_detox.shipping.patches import METADATA_KEY, apply_patch, load_patch, make_patch, revert_patch
 from easyedit_detox.shipping.save import MARKER, save_model
 from easyedit_detox.core.weights import combined_digest, copy_parameters, digests

@@ -218,7 +218,7 @@ def smollm2_yamls():
 
 def test_smollm2_hparams_load_with_easyeditors_classes_and_name_real_parameters(smollm2):
     from easyedit_detox.methods.hparams import load_hparams
-    from easyedit_detox.demo import SMOLLM2 as DEMO, asset, load_method_hparams
+    from easyedit_detox.commands.demo import SMOLLM2 as DEMO, asset, load_method_hparams
 
     model, _ = smollm2
     params, modules = dict(model.named_parameters()), dict(model.named_modules())

@@ -24,7 +24,7 @@ def kappa(a, b):
 
 
 def test_rejudge_writes_a_new_folder_with_the_new_judges_numbers_and_agreement(tmp_path, capsys, monkeypatch):
-    from easyedit_detox.demo import asset
+    from easyedit_detox.commands.demo import asset
     from easyedit_detox.toy import train_tokenizer
 
     h = write_hparams(tmp_path, asset("toy_model"), max_length=384, max_output_length=32, lr=1e-2, num_steps=10,

@@ -87,7 +87,7 @@ def unchanged(model, before):
 def test_numbers_are_recomputed_from_the_lines(tmp_path):
     # The embedded toy model, whose memorised answers are judged differently per input and change with the
     # edit: labels that were all alike would let swapped sides or columns pass.
-    from easyedit_detox.demo import asset, load_toy
+    from easyedit_detox.commands.demo import asset, load_toy
 
     model, tok, _ = load_toy()
     tiny_llama_dir = asset("toy_model")
@@ -255,7 +255,14 @@ def test_batched_post_edit_generation_equals_case_by_case(tiny_llama, tiny_llama
     model = model.to(dtype)
     h = tiny_hparams(tiny_llama_dir, lr=5e-2, num_steps=5)
     run(model, tok, h, tmp_path / "fast", tmp_path / "c1", limit=4, cases_per_batch=4)
-    run(model, tok, h, tmp_path / "slow", tmp_path / "c2", limit=4, straightforward=True)
+    # Case by case: an Evaluation that never holds a case's answers back for its group's, nothing cached.
+    class CaseByCase(Evaluation):
+        def answers_with_group(self, edit):
+            return False
+
+    data = SafeEditDataset(sample_path(), limit=4)
+    CaseByCase(model, tok, h, data, str(tmp_path / "slow"), settings=settings(tmp_path / "c2", use_cache=False)).run(
+        select_cases(data))
     fast, slow = lines(tmp_path / "fast"), lines(tmp_path / "slow")
     for a, b in zip(fast, slow):
         for side in ("pre", "post"):

@@ -11,7 +11,7 @@ from dinm_reference import make_request
 from easyedit_detox import apply_dinm_to_model
 from easyedit_detox.cli import main
 from easyedit_detox.evaluation.judges import REFUSAL_PHRASES
-from easyedit_detox.methods.session import Editor
+from easyedit_detox.methods.session import UndoSession
 from test_cli import write_hparams
 from test_dinm import SUFFIX, hparams
 
@@ -34,7 +34,7 @@ def test_three_kept_edits_equal_three_calls_one_after_another(tiny_llama, safeed
     h = hparams("llama", num_steps=3, lr=2e-2)
     requests = [make_request(r, SUFFIX) for r in safeedit_records[:3]]
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    editor = Editor(model, tok, h)
+    editor = UndoSession(model, tok, h)
     for request in requests:
         editor.keep(request)
     for request in requests:
@@ -68,7 +68,7 @@ def read(folder, name):
 def test_sequential_curve_is_recomputed_from_its_lines(tmp_path):
     # The embedded toy model at the demo's settings: edited cases answer differently from cases not yet edited,
     # so a curve that swapped the two groups (or the sides) would not pass.
-    from easyedit_detox.demo import asset
+    from easyedit_detox.commands.demo import asset
 
     out = tmp_path / "seq"
     assert run_sequential(tmp_path, asset("toy_model"), out, lr=1e-2, num_steps=10, max_length=384,
@@ -101,7 +101,7 @@ def test_sequential_curve_is_recomputed_from_its_lines(tmp_path):
 def test_sequential_run_resumes_to_the_same_curve(tiny_llama_dir, tmp_path, monkeypatch):
     assert run_sequential(tmp_path, tiny_llama_dir, tmp_path / "whole") == 0
     calls = {"n": 0}
-    real = Editor.keep
+    real = UndoSession.keep
 
     def interrupted(self, request):
         calls["n"] += 1
@@ -109,10 +109,10 @@ def test_sequential_run_resumes_to_the_same_curve(tiny_llama_dir, tmp_path, monk
             raise KeyboardInterrupt
         return real(self, request)
 
-    monkeypatch.setattr(Editor, "keep", interrupted)
+    monkeypatch.setattr(UndoSession, "keep", interrupted)
     assert run_sequential(tmp_path, tiny_llama_dir, tmp_path / "cut") == 130
     assert [r["after_edits"] for r in read(tmp_path / "cut", "sequential.jsonl")] == [0, 2]
-    monkeypatch.setattr(Editor, "keep", real)
+    monkeypatch.setattr(UndoSession, "keep", real)
     assert run_sequential(tmp_path, tiny_llama_dir, tmp_path / "cut") == 0
 
     def comparable(rows):

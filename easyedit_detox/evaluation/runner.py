@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import os
-import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -28,7 +27,7 @@ from easyedit_detox.core.errors import UserError
 from easyedit_detox.core.files import file_digest
 
 from easyedit_detox.methods.registry import Method, resolve_method
-from easyedit_detox.methods.session import Editor, generation_model
+from easyedit_detox.methods.session import UndoSession, generation_model
 from easyedit_detox.core.weights import combined_digest, digests
 from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
 from easyedit_detox.report.tables import summary_markdown
@@ -36,6 +35,7 @@ from easyedit_detox.data.safeedit import SafeEditCase, SafeEditDataset
 from .degeneration import RULE as DEGENERATION_RULE
 from .easyedit_protocol import easyedit_generate, seed_like_easyedit
 from .formats import RAW, PromptFormat
+from .distributed import distributed_rank, launch_id
 from .generation import Generation, GenerationSettings, generate
 from .judges import Judge, get_judge
 from .metrics import word_tokenizer_name
@@ -68,51 +68,6 @@ def generation_defaults(hparams) -> Tuple[int, int]:
     return SAFEEDIT_MAX_LENGTH, SAFEEDIT_MAX_OUTPUT_LENGTH
 
 
-def distributed_rank() -> Tuple[int, int]:
-    """(rank, world size) from the variables torchrun and accelerate launch set; (0, 1) otherwise."""
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return rank, world
-
-
-def launch_id() -> str:
-    """An id shared by the processes of one launch and no other (rank markers from a crashed launch never match)."""
-    given = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    # torchrun sets "none" unless it made a rendezvous id itself: every such launch would share it.
-    if given and given.lower() != "none":
-        return given
-    rank, world = distributed_rank()
-    if world > 1:
-        agreed = _agreed_launch_id(rank)
-        if agreed is not None:
-            return agreed
-    # One node, one launcher: its ranks share the launcher as parent, and pids are not reused while it runs.
-    return f"{socket.gethostname()}-{os.getppid()}"
-
-
-def _agreed_launch_id(rank: int) -> Optional[str]:
-    """Rank 0's fresh id, shared with every rank through torch.distributed or torchrun's own store; None without."""
-    import uuid
-
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        box = [uuid.uuid4().hex if rank == 0 else None]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
-    if not (host and port and os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"):
-        return None
-    from datetime import timedelta
-
-    # torchrun's agent hosts a key-value store at MASTER_ADDR:MASTER_PORT for this launch (and restart) only.
-    store = dist.TCPStore(host, int(port), is_master=False, timeout=timedelta(seconds=300))
-    key = f"easyedit_detox/launch_id/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
-    if rank == 0:
-        store.set(key, uuid.uuid4().hex)
-    return store.get(key).decode()
-
-
 @dataclasses.dataclass
 class EvaluationSettings:
     """How to run an evaluation; only `protocol` and the general-probe settings change its numbers."""
@@ -134,9 +89,6 @@ class EvaluationSettings:
     sequential: bool = False
     checkpoint_every: int = 0  # sequential: answer after every T edits (0: only at the end)
     overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # --model/--device over the hparams' own
-    # The baseline the benchmarks measure against: each case's vanilla and post-edit responses
-    # generated on their own, nothing cached, no batching across cases.
-    straightforward: bool = False
 
 
 def select_cases(dataset: SafeEditDataset, case_ids: Optional[Sequence[int]] = None) -> List[SafeEditCase]:
@@ -184,7 +136,7 @@ class Evaluation:
         if apply_fn is None:
             self.method = resolve_method(name, prefer)
         else:
-            self.method = Method(name, apply_fn, ours=name in ("DINM", "DINM-detox"), native_dinm=False)
+            self.method = Method(name, apply_fn, is_detox_dinm=name in ("DINM", "DINM-detox"), is_easyedit_dinm=False)
         if generation is None:
             length, output = generation_defaults(hparams)
             generation = GenerationSettings(length, output, batch_size=s.batch_size)
@@ -202,7 +154,7 @@ class Evaluation:
         self.general: List = []
         self.folder: Optional[ResultsFolder] = None
         self.cache = None
-        self.editor: Optional[Editor] = None
+        self.editor: Optional[UndoSession] = None
         self.vanilla_generated = 0
         # Wall seconds of this process per phase; a resumed run adds them to what summary.json already held.
         self.timings = {phase: 0.0 for phase in TIME_PHASES}
@@ -239,7 +191,7 @@ class Evaluation:
         may_add = not self.general and not s.sequential and self.world == 1
         self.folder = ResultsFolder(self.out_dir, self.run_info, suffix=suffix, may_add_cases=may_add)
         self.earlier_time = self._earlier_time()
-        if s.use_cache and not s.straightforward and s.protocol == "greedy":
+        if s.use_cache and s.protocol == "greedy":
             facts = {"model": self.fingerprint, "tokenizer": tokenizer_fingerprint(self.tok), "protocol": s.protocol,
                      "prompt_format": self.format.name,
                      "batch_size": self.gen.batch_size, **environment_facts(self.model)}
@@ -386,7 +338,7 @@ class Evaluation:
         self.prepare(cases)
         if self.settings.protocol == "easyedit":
             seed_like_easyedit()
-        self.editor = Editor(self.model, self.tok, self.hparams, method=self.method,
+        self.editor = UndoSession(self.model, self.tok, self.hparams, method=self.method,
                              vanilla_digests=self.vanilla_digests, progress=self.settings.progress)
         if self.settings.sequential:
             return self._run_sequential(list(cases))
@@ -467,20 +419,24 @@ class Evaluation:
             return self.write_summary(tally, general)
         return self._finish_distributed()
 
+    def answers_with_group(self, edit) -> bool:
+        """Whether an edited case's answers wait for its group's, generated together with each row under its own
+        case's tensors (rowwise.py): greedy generation and an edit that changed Linear weights in place."""
+        return (self.settings.protocol == "greedy" and edit.in_place and bool(edit.written)
+                and edited_modules(self.model, edit.written) is not None)
+
     def _run_group(self, group: Sequence[SafeEditCase], states: Sequence[State]):
         """Edit each case of `group` and answer its state; returns ((state, items, responses), edit info) per case."""
         rowwise = RowwiseEdits(self.model)
         answered: Dict[int, Tuple[State, List[Item], List[Generation]]] = {}
         infos: Dict[int, Dict[str, Any]] = {}
         pending: List[Tuple[int, State, List[Item]]] = []
-        straightforward = self.settings.straightforward
         for k, (case, state) in enumerate(zip(group, states)):
             items = self._state_items(state)
             with self.editor.edited(self.edit_request(case)) as edit:
                 infos[k] = edit.info
                 self.timings["edit"] += edit.info["seconds"]
-                if (not straightforward and self.settings.protocol == "greedy" and edit.in_place and edit.written
-                        and edited_modules(self.model, edit.written) is not None):
+                if self.answers_with_group(edit):
                     rowwise.add(k, edit.edited_tensors(self.model))
                     pending.append((k, state, items))
                 else:
@@ -709,44 +665,3 @@ def evaluate(model, tok, hparams, data, out_dir: str, judge="keywords", case_ids
     dataset = data if isinstance(data, SafeEditDataset) else SafeEditDataset(data, limit=limit)
     evaluation = Evaluation(model, tok, hparams, dataset, out_dir, judge=judge, **kwargs)
     return evaluation.run(select_cases(dataset, case_ids))
-
-
-def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: str = "keywords",
-                        limit: Optional[int] = None, case_ids: Optional[Sequence[int]] = None,
-                        dtype: str = "float32", max_length: Optional[int] = None,
-                        max_output_length: Optional[int] = None,
-                        settings: Optional[EvaluationSettings] = None, model_dir: Optional[str] = None,
-                        device: Optional[str] = None,
-                        easyedit_metrics: Optional[str] = None) -> Optional[Dict[str, Any]]:
-    """The `evaluate` command: load hparams, data, judge and model (checking each before the slow part), then run."""
-    from easyedit_detox.methods.hparams import apply_overrides, load_hparams
-    from easyedit_detox.core.files import read_yaml
-    from easyedit_detox.easyedit.loading import load_model_and_tokenizer
-    from easyedit_detox.methods.registry import refuse_unsupported
-
-    settings = settings or EvaluationSettings()
-    if easyedit_metrics is not None:
-        from easyedit_detox.core.files import check_output_path
-
-        check_output_path(easyedit_metrics, "EasyEdit metrics file", (".json",))
-        if settings.sequential:
-            raise UserError("--easyedit-metrics writes EasyEdit's per-case all_metrics list; a --sequential run has "
-                            "no per-case post-edit responses: drop one of the two")
-    refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
-    hparams = load_hparams(hparams_path)
-    overrides = apply_overrides(hparams, model=model_dir, device=device)
-    if overrides:
-        settings = dataclasses.replace(settings, overrides=overrides)
-    dataset = SafeEditDataset(data_path, limit=limit)
-    cases = select_cases(dataset, case_ids)
-    judge = get_judge(judge)
-    default_length, default_output = generation_defaults(hparams)
-    generation = GenerationSettings(max_length or default_length, max_output_length or default_output,
-                                    batch_size=settings.batch_size)
-    model, tok = load_model_and_tokenizer(hparams, dtype=dtype)
-    evaluation = Evaluation(model, tok, hparams, dataset, out_dir, judge=judge, model_label=str(hparams.model_name),
-                            settings=settings, generation=generation)
-    summary = evaluation.run(cases)
-    if easyedit_metrics is not None and summary is not None:
-        evaluation.write_easyedit_metrics(easyedit_metrics)
-    return summary

@@ -34,8 +34,8 @@ class Method:
 
     name: str
     apply_fn: Callable
-    ours: bool  # this package's DINM
-    native_dinm: bool  # EasyEdit's own DINM, which edits `hparams.layers` (located by its SafetyEditor)
+    is_detox_dinm: bool  # this package's DINM
+    is_easyedit_dinm: bool  # EasyEdit's own DINM, which edits `hparams.layers` (located by its SafetyEditor)
 
     @property
     def uses_suffix(self) -> bool:
@@ -58,26 +58,26 @@ def resolve_method(alg_name: str, prefer: Optional[str] = None) -> Method:
 
     refuse_unsupported(alg_name)
     if alg_name == OURS_ALIAS:
-        return Method(alg_name, apply_dinm_to_model, ours=True, native_dinm=False)
+        return Method(alg_name, apply_dinm_to_model, is_detox_dinm=True, is_easyedit_dinm=False)
     from easyedit_detox.easyedit.upstream import alg_dict
 
     table = alg_dict()
     if alg_name == "DINM":
         native = _native_dinm(table)
         if preference(prefer) == "easyedit" and native is not None:
-            return Method(alg_name, native, ours=False, native_dinm=True)
-        return Method(alg_name, apply_dinm_to_model, ours=True, native_dinm=False)
+            return Method(alg_name, native, is_detox_dinm=False, is_easyedit_dinm=True)
+        return Method(alg_name, apply_dinm_to_model, is_detox_dinm=True, is_easyedit_dinm=False)
     if alg_name == NATIVE_ALIAS:
         native = _native_dinm(table)
         if native is None:
             raise HyperParamsError("alg_name 'DINM-EasyEdit' names EasyEdit's own DINM, which the installed "
                                    "easyeditor does not have (PyPI's 0.0.1.dev0); install EasyEdit from git")
-        return Method(alg_name, native, ours=False, native_dinm=True)
+        return Method(alg_name, native, is_detox_dinm=False, is_easyedit_dinm=True)
     fn = table.get(alg_name)
     if fn is None:
         raise HyperParamsError(f"method {alg_name!r} is not in easyeditor's ALG_DICT; available: "
                                f"{sorted(set(table) | {OURS_ALIAS})}")
-    return Method(alg_name, fn, ours=False, native_dinm=False)
+    return Method(alg_name, fn, is_detox_dinm=False, is_easyedit_dinm=False)
 
 
 def _native_dinm(table) -> Optional[Callable]:

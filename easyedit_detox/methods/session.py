@@ -1,6 +1,6 @@
 """Editing a caller's model with any EasyEdit method, and leaving it exactly as it was afterwards.
 
-`Editor.edited(request)` applies one edit inside a `with` block and undoes it when the block ends,
+`UndoSession.edited(request)` applies one edit inside a `with` block and undoes it when the block ends,
 whatever ends it (an exception, Ctrl-C): the method's own undo where it has one (peft adapters,
 GRACE/WISE callables), every structural trace put back (`ModelState`), the values of every
 parameter the edit wrote copied back, and a check that each such parameter again has the digest
@@ -9,7 +9,7 @@ it had before the first edit. The evaluation does not trust the originals a meth
 follow from their hparams (FT, MEND, EasyEdit's DINM) it copies them itself first; this package's
 DINM returns its originals (tested against the digests like everything else).
 
-`Editor.keep(request)` applies an edit and keeps it (sequential edits, `apply`): adapters are merged
+`UndoSession.keep(request)` applies an edit and keeps it (sequential edits, `apply`): adapters are merged
 into the weights, the other traces removed, and the originals of every parameter ever written kept
 so that `restore_all()` gives the caller the vanilla model back.
 """
@@ -66,7 +66,7 @@ def generation_model(edit: Edit, model):
     return chosen
 
 
-class Editor:
+class UndoSession:
     """Runs one EasyEdit method on one model, one request at a time."""
 
     def __init__(self, model, tok, hparams, method: Optional[Method] = None, prefer: Optional[str] = None,
@@ -148,12 +148,12 @@ class Editor:
     def _apply(self, request: Dict[str, Any]):
         """Run the method on the model's device; returns (edited model, weights_copy, info)."""
         hparams = self.call_hparams
-        if self.method.native_dinm and not list(getattr(hparams, "layers", []) or []):
+        if self.method.is_easyedit_dinm and not list(getattr(hparams, "layers", []) or []):
             hparams = self._with_native_layers(hparams, request)
         report: Dict[str, Any] = {}
-        kwargs = {"report": report} if self.method.ours else {}
+        kwargs = {"report": report} if self.method.is_detox_dinm else {}
         bar = None
-        if self.method.ours and self.progress:
+        if self.method.is_detox_dinm and self.progress:
             from easyedit_detox.core.progress import progress_bar
 
             bar = progress_bar(getattr(hparams, "num_steps", None), f"{self.method.name} edit", "step", leave=False)
@@ -174,7 +174,7 @@ class Editor:
                 LOG.debug("%s printed:\n%s", self.method.name, chatter.getvalue()[-4000:])
         info = {"seconds": round(time.perf_counter() - started, 4)}
         info.update({k: report[k] for k in REPORT_KEYS if k in report})
-        if self.method.native_dinm:
+        if self.method.is_easyedit_dinm:
             info["layers"] = list(hparams.layers)
         return edited_model, weights_copy, info
 
@@ -276,13 +276,13 @@ def _fresh_apply_fn(fn, model, tok, hparams):
 def _predicted_writes(method: Method, hparams, model, native_layers) -> Optional[List[str]]:
     """Names of the parameters `method` will write, from its hparams; None when unknown."""
     name = method.name
-    if method.ours or name in ("LoRA", "GRACE", "WISE", "MELO", "DEFER"):
+    if method.is_detox_dinm or name in ("LoRA", "GRACE", "WISE", "MELO", "DEFER"):
         return []  # ours returns its originals; adapters and wrappers leave the base weights alone
     params = [n for n, _ in model.named_parameters()]
-    if name == "FT" or method.native_dinm:
+    if name == "FT" or method.is_easyedit_dinm:
         layers = list(getattr(hparams, "layers", []) or []) or list(native_layers or [])
         templates = [hparams.rewrite_module_tmp.format(layer) for layer in layers]
-        if not templates and method.native_dinm:
+        if not templates and method.is_easyedit_dinm:
             return None
         return [n for n in params if any(t in n for t in templates)]  # easyeditor's own `in` matching
     if name == "MEND":

@@ -26,9 +26,9 @@ STATE_SUFFIX = ".apply-state"
 def apply_edits(model, tok, hparams, requests: Sequence[Dict[str, Any]], progress: bool = True,
                 start: int = 0, after_edit=None, editor=None):
     """Apply `requests[start:]` to `model` in order, keeping each edit; returns the method runner (its originals)."""
-    from easyedit_detox.methods.session import Editor
+    from easyedit_detox.methods.session import UndoSession
 
-    editor = editor or Editor(model, tok, hparams)
+    editor = editor or UndoSession(model, tok, hparams)
     bar = progress_bar(len(requests), f"{editor.method.name} edits", "edit", enabled=progress, initial=start)
     try:
         for k in range(start, len(requests)):
@@ -116,9 +116,9 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
     identity = _identity(hparams_path, data_path, [c.case_id for c in cases], dtype, base, fmt.name)
     json_path, tensors_path = _state_paths(os.path.abspath(save or patch))
 
-    from easyedit_detox.methods.session import Editor
+    from easyedit_detox.methods.session import UndoSession
 
-    editor = Editor(model, tok, hparams, method=method, vanilla_digests=base_digests)
+    editor = UndoSession(model, tok, hparams, method=method, vanilla_digests=base_digests)
     state = _load_state(json_path, tensors_path, identity)
     start, edits = 0, []
     if state is not None:

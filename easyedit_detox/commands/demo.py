@@ -243,3 +243,9 @@ def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model
 def _describe(hparams) -> str:
     keys = ("layers", "num_steps", "lr", "rewrite_module_tmp", "target_modules", "rank", "lora_type")
     return ", ".join(f"{k} {getattr(hparams, k)}" for k in keys if hasattr(hparams, k))
+
+
+def run(args) -> int:
+    """Run the command from parsed arguments; returns the exit status."""
+    run_demo(out_dir=args.out, n_cases=args.cases, model="toy" if args.toy else "smollm2")
+    return 0

@@ -10,8 +10,8 @@ import torch
 
 from easyedit_detox.core.dtypes import parse_dtype
 from easyedit_detox.core.errors import UserError
-from .patches import Patch, apply_patch, load_patch, revert_patch
-from .save import check_out_dir, save_model
+from easyedit_detox.shipping.patches import Patch, apply_patch, load_patch, revert_patch
+from easyedit_detox.shipping.save import check_out_dir, save_model
 
 def patch_apply(model_dir: Union[str, os.PathLike], patch_path: Union[str, os.PathLike],
                 out_dir: Union[str, os.PathLike], dtype: Union[str, torch.dtype, None] = None) -> str:
@@ -57,3 +57,11 @@ def load_model_folder(model_dir: Union[str, os.PathLike], dtype: torch.dtype):
         raise UserError(f"cannot load a causal LM and its tokenizer from {model_dir!r} "
                         f"({' '.join(str(exc).split())[:300]}); pass a folder written by save_pretrained") from None
     return model.eval(), tokenizer
+
+
+def run(args) -> int:
+    """Run the command from parsed arguments; returns the exit status."""
+    command = patch_apply if args.patch_command == "apply" else patch_revert
+    out = command(args.model, args.patch, args.out, dtype=args.dtype)
+    print(f"wrote {out}")
+    return 0
