@@ -37,17 +37,17 @@ def test_responses_equal_easyedit_gits_test_safety_gen(tiny_llama, safeedit_reco
 
 def test_the_easyedit_protocol_runs_through_the_cli_and_is_recorded(tiny_llama_dir, tmp_path, monkeypatch):
     from easyedit_detox.cli import main
-    from easyedit_detox.evaluation import runner
+    from easyedit_detox.evaluation import generators
     from test_cli import evaluate_args, write_hparams
 
     calls = []
-    real = runner.easyedit_generate
+    real = generators.easyedit_generate
 
     def spy(model, tok, texts, max_length, max_output_length):
         calls.append(len(texts))
         return real(model, tok, texts, max_length, max_output_length)
 
-    monkeypatch.setattr(runner, "easyedit_generate", spy)
+    monkeypatch.setattr(generators, "easyedit_generate", spy)
     out = tmp_path / "out"
     assert main(evaluate_args(write_hparams(tmp_path, tiny_llama_dir), sample_path(), out, "--limit", "2",
                               "--generation", "easyedit")) == 0

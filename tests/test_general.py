@@ -137,13 +137,13 @@ def test_over_refusal_never_asks_an_edited_model_what_its_constraint_protected()
     """Records 10 and 24 share one knowledge-constraint instruction: with 24 edited, that text is left out,
     though record 10 itself is not edited."""
     from easyedit_detox.data.safeedit import SafeEditDataset
-    from easyedit_detox.evaluation.probes.base import GeneralContext
+    from easyedit_detox.evaluation.probes.base import ProbeContext
     from easyedit_detox.evaluation.probes.overrefusal import OverRefusalProbe
 
     cases = list(SafeEditDataset(sample_path()))
     shared = {c.case_id: c.request["locality"]["general knowledge constraint"]["prompt"] for c in cases}
     assert " ".join(shared[10].lower().split()) == " ".join(shared[24].lower().split())  # the premise
-    context = GeneralContext(cases=cases, max_length=512, tokenizer=None, judge=None, items_per_probe=100,
+    context = ProbeContext(cases=cases, max_length=512, tokenizer=None, judge=None, items_per_probe=100,
                              options={"edited_ids": [24]})
     texts = [item.prompt.text for item in OverRefusalProbe.build(context).items(None)]
     assert shared[10] not in texts and shared[24] not in texts

@@ -13,9 +13,9 @@ import pytest
 
 from easyedit_detox import toy
 from easyedit_detox.core.errors import DataError, UserError
-from easyedit_detox.evaluation.general import csum, kqa, prompting
-from easyedit_detox.evaluation.general.csum import CSumItem, load_csum
-from easyedit_detox.evaluation.general.kqa import KQAItem, load_kqa
+from easyedit_detox.evaluation.probes.opencompass import csum, kqa, prompting
+from easyedit_detox.evaluation.probes.opencompass.csum import CSumItem, load_csum
+from easyedit_detox.evaluation.probes.opencompass.kqa import KQAItem, load_kqa
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-import yaml
 
 from easyedit_detox.cli import main
 from easyedit_detox.toy import sample_path

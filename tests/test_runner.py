@@ -11,6 +11,7 @@ import torch
 from dinm_reference import make_request
 from easyedit_detox.dinm.hparams import DINMHyperParams
 from easyedit_detox.core.errors import UserError
+from easyedit_detox.evaluation import generators as generators_module
 from easyedit_detox.evaluation import runner as runner_module
 from easyedit_detox.data.safeedit import SafeEditDataset
 from easyedit_detox.evaluation.generation import GenerationSettings
@@ -214,7 +215,7 @@ def test_model_is_restored_when_generation_fails_after_an_edit(tiny_llama, tiny_
     model, tok = tiny_llama
     before = snapshot(model)
     calls = {"n": 0}
-    real = runner_module.generate
+    real = generators_module.generate
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -222,7 +223,7 @@ def test_model_is_restored_when_generation_fails_after_an_edit(tiny_llama, tiny_
             raise error
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "generate", failing)
+    monkeypatch.setattr(generators_module, "generate", failing)
     if not rowwise:  # the path of methods that cannot batch across cases (LoRA, wrappers)
         monkeypatch.setattr(runner_module, "edited_modules", lambda *a: None)
     with pytest.raises(type(error)):

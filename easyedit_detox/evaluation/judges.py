@@ -294,7 +294,7 @@ class GuardJudge(Judge):
 
     def _label_pairs(self, requests: List[str], responses: List[str]) -> List[float]:
         from .generation import generate
-        from .prompts import Prompt
+        from .generation_types import Prompt
 
         budget = self.max_length - self.MAX_NEW_TOKENS
         # The template writes its own special tokens (a BOS among them): none added a second time.

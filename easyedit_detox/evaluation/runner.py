@@ -33,15 +33,16 @@ from .cache import ResponseCache, default_cache_dir, environment_facts, model_fi
 from easyedit_detox.report.tables import summary_markdown
 from easyedit_detox.data.safeedit import SafeEditCase, SafeEditDataset
 from .degeneration import RULE as DEGENERATION_RULE
-from .easyedit_protocol import easyedit_generate, seed_like_easyedit
+from .easyedit_protocol import seed_like_easyedit
 from .formats import RAW, PromptFormat
 from .distributed import distributed_rank, launch_id
-from .generation import Generation, GenerationSettings, generate
+from .generation import Generation, GenerationSettings
+from .generators import Generator
 from .judges import Judge, get_judge
 from .metrics import word_tokenizer_name
-from .probes import GENERAL_PROBES, GeneralContext, Item, State, general_line
+from .probes import GENERAL_PROBES, PROBES, Item, ProbeContext, State, general_line
 from .probes.base import VANILLA
-from .probes.safeedit import SafeEditProbe, case_line
+from .probes.safeedit import NAME as SAFEEDIT, SafeEditProbe, case_line
 from .results import (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE, ResultsFolder, marker_path, read_lines,
                       read_marker, write_text)
 from .rowwise import RowwiseEdits, edited_modules
@@ -149,7 +150,10 @@ class Evaluation:
         self.run_id = s.run_id or launch_id()
         self.vanilla_digests = digests(model)  # once, before any edit: the restore checks and the cache key
         self.fingerprint = model_fingerprint(model, self.vanilla_digests)
-        self.safeedit = SafeEditProbe(self.judge, self.gen.max_length, self.gen.max_output_length, self.format)
+        self.safeedit: SafeEditProbe = PROBES[SAFEEDIT].build(ProbeContext(
+            cases=(), max_length=self.gen.max_length, max_output_length=self.gen.max_output_length, tokenizer=tok,
+            judge=self.judge, prompt_format=self.format))
+        self.generator = Generator(tok, self.gen, s.protocol, self.safeedit.name, progress=s.progress)
         self.out_dir = out_dir
         self.general: List = []
         self.folder: Optional[ResultsFolder] = None
@@ -167,10 +171,10 @@ class Evaluation:
         held = [c.case_id for c in cases] if s.sequential else self.general_ids
         # Benign prompts may come from any record of the file, also beyond --limit.
         pool = list(SafeEditDataset(self.dataset.path)) if s.general_cases > 0 else []
-        context = GeneralContext(cases=pool, max_length=self.gen.max_length, tokenizer=self.tok,
-                                 judge=self.judge, items_per_probe=s.general_items,
-                                 options={**s.general_options, "edited_ids": held}, device=input_device(self.model),
-                                 prompt_format=self.format)
+        context = ProbeContext(cases=pool, max_length=self.gen.max_length, tokenizer=self.tok,
+                               judge=self.judge, items_per_probe=s.general_items,
+                               options={**s.general_options, "edited_ids": held}, device=input_device(self.model),
+                               prompt_format=self.format)
         self.general = [p for p in (cls.build(context) for cls in GENERAL_PROBES.values())
                         if p is not None] if s.general_cases > 0 else []
         self.run_info = {
@@ -234,7 +238,7 @@ class Evaluation:
         if not items:
             return []
         started = time.perf_counter()
-        gens = self._generate_untimed(model, items, owners, rowwise, bar, desc)
+        gens = self.generator.generate(model, items, owners, rowwise, bar, desc)
         elapsed = time.perf_counter() - started
         tokens = [g.input_tokens + g.new_tokens for g in gens]
         general = sum(t for it, t in zip(items, tokens) if it.probe != self.safeedit.name)
@@ -242,38 +246,6 @@ class Evaluation:
         self.timings["general"] += elapsed * share
         self.timings[phase] += elapsed * (1.0 - share)
         return gens
-
-    def _generate_untimed(self, model, items, owners, rowwise, bar, desc) -> List[Generation]:
-        if self.settings.protocol == "easyedit":
-            gens = self._generate_easyedit(model, items)
-            if bar is not None:
-                bar.update(len(items))
-            return gens
-        before_batch = None
-        if rowwise is not None:
-            before_batch = lambda rows: rowwise.set_rows([owners[i] for i in rows])  # noqa: E731
-        return generate(model, self.tok, [it.prompt for it in items], self.gen.batch_size,
-                        progress=bar if bar is not None else self.settings.progress,
-                        before_batch=before_batch, desc=desc)
-
-    def _generate_easyedit(self, model, items: Sequence[Item]) -> List[Generation]:
-        """SafeEdit items case by case as EasyEdit does (one call per case); other probes greedy."""
-        out: List[Optional[Generation]] = [None] * len(items)
-        by_case: Dict[Any, List[int]] = {}
-        rest = []
-        for i, item in enumerate(items):
-            if item.probe == self.safeedit.name:
-                by_case.setdefault(item.key[0], []).append(i)
-            else:
-                rest.append(i)
-        for rows in by_case.values():
-            gens = easyedit_generate(model, self.tok, [items[i].prompt.text for i in rows],
-                                     self.gen.max_length, self.gen.max_output_length)
-            for i, g in zip(rows, gens):
-                out[i] = g
-        for i, g in zip(rest, generate(model, self.tok, [items[i].prompt for i in rest], self.gen.batch_size)):
-            out[i] = g
-        return out  # type: ignore[return-value]
 
     def _state_items(self, state: State) -> List[Item]:
         items = self.safeedit.items(state)

@@ -25,7 +25,6 @@ Files in `out_dir`:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -33,7 +32,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from typing import Any, Dict, List, Optional
 

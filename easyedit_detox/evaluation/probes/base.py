@@ -5,18 +5,20 @@ for its items, generates all of them in shared batches, and hands each probe bac
 A probe never calls the model. (lm-evaluation-harness's evaluator works the same way: tasks build
 requests, the evaluator runs them through the model, tasks process the results.)
 
-General-performance probes (KQA, CSum, over-refusal) register themselves with `register_probe`, so
-adding one is one new file in this folder: the CLI offers its `option`, the runner runs it, its
-lines go to general.jsonl and its percentage into the summary's pre and post.
+Every probe registers itself with `register_probe` (`PROBES`). SafeEdit's (safeedit.py) scores each of a
+case's five inputs; the runner pairs a case's vanilla and edited answers into cases.jsonl. The
+general-performance probes (KQA, CSum, over-refusal; `GENERAL_PROBES`) are each one file in this folder:
+the CLI offers its `option`, the runner runs it, its lines go to general.jsonl and its percentage into
+the summary's pre and post.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from easyedit_detox.data.safeedit import SafeEditCase
-from ..prompts import Generation, Prompt
+from ..generation_types import Generation, Prompt
 
 VANILLA = "vanilla"
 
@@ -25,7 +27,7 @@ VANILLA = "vanilla"
 class State:
     """A model state the probes answer in: the vanilla model, one case's edit, or n sequential edits."""
 
-    label: Any  # "vanilla", the edited case's id, or "after N edits" (general.jsonl's "state")
+    label: Union[str, int]  # "vanilla", the edited case's id, or "after N edits" (general.jsonl's "state")
     cases: Tuple[SafeEditCase, ...]  # the SafeEdit cases whose inputs this state answers
     suffix: Optional[str] = None  # appended to SafeEdit inputs (DINM's suffix system prompt after an edit)
     general: bool = False  # whether the general-performance probes answer in this state
@@ -41,35 +43,33 @@ class Item:
     """One input a probe wants answered."""
 
     probe: str
-    key: Any  # (case_id, metric) for SafeEdit; the item's index for the general probes
+    key: Union[Tuple[int, str], int]  # (case_id, metric) for SafeEdit; the item's index for the general probes
     prompt: Prompt
     reference: Any = None  # KQA: the answers; CSum: the reference summary; else None
 
 
 @dataclass
-class GeneralContext:
-    """What general probes are built from: the run's data, generation limits, judge and options."""
+class ProbeContext:
+    """What probes are built from: the run's data, generation limits, judge, prompt format and options."""
 
-    cases: Sequence[SafeEditCase]
+    cases: Sequence[SafeEditCase]  # the records general probes may draw from (benign requests)
     max_length: int
     tokenizer: Any
     judge: Any
-    items_per_probe: int
+    items_per_probe: int = 0
     options: Dict[str, Any] = field(default_factory=dict)
     device: Any = "cpu"  # the evaluated model's: a probe's own judge model runs beside it
     prompt_format: Callable[[str], str] = str  # the run's (formats.py): a plain request text -> the model's input
+    max_output_length: int = 0  # SafeEdit's new-token budget (general probes set their own)
 
 
-class GeneralProbe:
-    """A general-performance probe: the same items in the vanilla state and in edited states."""
+class Probe:
+    """A probe: the items to answer in a model state, and one score per answered item."""
 
     name: str = ""
-    option: Optional[str] = None  # its command-line option (e.g. "--kqa"), None when it always runs
-    option_help: str = ""
-    summary_key: str = ""  # its percentage in the summary's pre/post
 
     @classmethod
-    def build(cls, context: GeneralContext) -> Optional["GeneralProbe"]:
+    def build(cls, context: ProbeContext) -> Optional["Probe"]:
         """The probe for this run, or None when it does not run (e.g. its data file was not given)."""
         raise NotImplementedError
 
@@ -77,13 +77,25 @@ class GeneralProbe:
         """The items to answer in `state`."""
         raise NotImplementedError
 
-    def score(self, items: Sequence[Item], responses: Sequence[Generation]) -> List[float]:
-        """One score per item (KQA 0/1, CSum ROUGE-1 in [0, 1], over-refusal 0 answered / 1 refused)."""
+    def score(self, items: Sequence[Item], responses: Sequence[Generation]) -> List[Any]:
+        """One score per item."""
         raise NotImplementedError
 
     def describe(self) -> Dict[str, Any]:
         """Plain facts about this probe for summary.json (data, prompt format, budget, scorer)."""
         return {}
+
+
+class GeneralProbe(Probe):
+    """A general-performance probe: the same items in the vanilla state and in edited states, each scored in [0, 1]."""
+
+    option: Optional[str] = None  # its command-line option (e.g. "--kqa"), None when it always runs
+    option_help: str = ""
+    summary_key: str = ""  # its percentage in the summary's pre/post
+
+    def score(self, items: Sequence[Item], responses: Sequence[Generation]) -> List[float]:
+        """One score per item (KQA 0/1, CSum ROUGE-1 in [0, 1], over-refusal 0 answered / 1 refused)."""
+        raise NotImplementedError
 
 
 def items_digest(items: Sequence["Item"]) -> str:
@@ -106,7 +118,7 @@ class DatasetProbe(GeneralProbe):
     scorer: str = ""
 
     def __init__(self, path: str, records: List[Any], tokenizer, max_length: int):
-        from ..general.prompting import render
+        from .opencompass.prompting import render
 
         self.path = path
         self.format = None
@@ -118,7 +130,7 @@ class DatasetProbe(GeneralProbe):
             self._items.append(Item(self.name, i, prompt, reference))
 
     @classmethod
-    def build(cls, context: GeneralContext) -> Optional["DatasetProbe"]:
+    def build(cls, context: ProbeContext) -> Optional["DatasetProbe"]:
         path = context.options.get(cls.option.lstrip("-").replace("-", "_"))
         if not path:
             return None
@@ -141,14 +153,17 @@ class DatasetProbe(GeneralProbe):
                 "max_new_tokens": self.max_new_tokens, "scorer": self.scorer, "items_sha256": items_digest(self._items)}
 
 
-GENERAL_PROBES: Dict[str, Type[GeneralProbe]] = {}
+PROBES: Dict[str, Type[Probe]] = {}
+GENERAL_PROBES: Dict[str, Type[GeneralProbe]] = {}  # the general-performance ones among PROBES
 
 
-def register_probe(cls: Type[GeneralProbe]) -> Type[GeneralProbe]:
-    """Class decorator adding a general probe (by its `name`) to the ones the runner and CLI know."""
-    if not cls.name or cls.name in GENERAL_PROBES:
+def register_probe(cls: Type[Probe]) -> Type[Probe]:
+    """Class decorator adding a probe (by its `name`) to the ones the runner and CLI know."""
+    if not cls.name or cls.name in PROBES:
         raise ValueError(f"probe name {cls.name!r} is empty or already registered")
-    GENERAL_PROBES[cls.name] = cls
+    PROBES[cls.name] = cls
+    if issubclass(cls, GeneralProbe):
+        GENERAL_PROBES[cls.name] = cls
     return cls
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
-from ..general import csum
-from ..prompts import Generation
+from .opencompass import csum
+from ..generation_types import Generation
 from .base import DatasetProbe, Item, register_probe
 
 

@@ -16,9 +16,9 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from easyedit_detox.core.errors import DataError
-from ..prompts import Generation, Prompt
+from ..generation_types import Generation, Prompt
 from ..judges import KeywordJudge, get_judge
-from .base import GeneralContext, GeneralProbe, Item, State, items_digest, register_probe
+from .base import ProbeContext, GeneralProbe, Item, State, items_digest, register_probe
 
 MAX_NEW_TOKENS = 128
 
@@ -93,7 +93,7 @@ class OverRefusalProbe(GeneralProbe):
                        for i, p in enumerate(prompts)]
 
     @classmethod
-    def build(cls, context: GeneralContext) -> Optional["OverRefusalProbe"]:
+    def build(cls, context: ProbeContext) -> Optional["OverRefusalProbe"]:
         spec = context.options.get("refusal_judge")
         detector = (refusal_detector(spec) if spec else KeywordJudge()).to(context.device)
         path = context.options.get("benign")
