@@ -3,17 +3,17 @@
 Model states: the vanilla model; each case's edited model (the default: every case is edited from the
 vanilla model and undone after); or, with `sequential=True`, the model holding the first n edits at
 every checkpoint. For a state the runner gathers every probe's items (SafeEdit's five inputs per case,
-KQA, CSum, over-refusal), generates them in shared batches, and hands each probe its responses
-(probes/base.py). Edits whose changed tensors are Linear maps (DINM, FT, MEND) are undone at once and
-their post-edit items generated later for several cases in one batch, each row with its own case's
+KQA, CSum, over-refusal), generates them in shared batches (generators.py), and hands each probe its
+responses (probes/base.py). Edits whose changed tensors are Linear maps (DINM, FT, MEND) are undone at once
+and their post-edit items generated later for several cases in one batch, each row with its own case's
 tensors (rowwise.py). Lines go to the results folder as they finish (results.py); summaries come from
-running totals (tally.py); with several processes (torchrun / accelerate launch) each takes every
-world_size-th group of cases and rank 0 merges.
+running totals (tally.py) and are written by summary.py; with several processes (torchrun / accelerate
+launch) each takes every world_size-th group of cases and rank 0 merges (distributed.py). What a run may
+be asked for is settings.py; the `evaluate` command's file loading is commands/evaluate.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -30,92 +30,28 @@ from easyedit_detox.methods.registry import Method, resolve_method
 from easyedit_detox.methods.session import UndoSession, generation_model
 from easyedit_detox.core.weights import combined_digest, digests
 from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
-from easyedit_detox.report.tables import summary_markdown
 from easyedit_detox.data.safeedit import SafeEditCase, SafeEditDataset
-from .degeneration import RULE as DEGENERATION_RULE
 from .easyedit_protocol import seed_like_easyedit
 from .formats import RAW, PromptFormat
 from .distributed import distributed_rank, launch_id
 from .generation import Generation, GenerationSettings
 from .generators import Generator
 from .judges import Judge, get_judge
-from .metrics import word_tokenizer_name
 from .probes import GENERAL_PROBES, PROBES, Item, ProbeContext, State, general_line
 from .probes.base import VANILLA
 from .probes.safeedit import NAME as SAFEEDIT, SafeEditProbe, case_line
 from .results import (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE, ResultsFolder, marker_path, read_lines,
                       read_marker, write_text)
 from .rowwise import RowwiseEdits, edited_modules
+from .settings import (PROTOCOLS, RUNTIME_KEYS, TIME_PHASES, EvaluationSettings, generation_defaults, select_cases,
+                       spread)
+from .summary import SummaryWriting
 from .tally import GeneralTally, SafeEditTally, checkpoint_scores
 from easyedit_detox.core.devices import input_device
 
 LOG = logging.getLogger(__name__)
 
-PROTOCOLS = ("greedy", "easyedit")
-# summary.json's "time": generation of the SafeEdit inputs before and after the edits, the edits, the general
-# probes (their share of each generation call, by tokens, plus their scoring) and judging the SafeEdit responses.
-TIME_PHASES = ("vanilla", "edit", "post", "general", "judge")
-# SafeEdit's generation limits where the method's hparams class has none (all but DINM's).
-SAFEEDIT_MAX_LENGTH, SAFEEDIT_MAX_OUTPUT_LENGTH = 2048, 600
-# Keys of the hparams that do not change the numbers, so a resumed run may differ in them.
-_RUNTIME_KEYS = ("device", "model_parallel", "batch_size", "model_name")
-
-
-def generation_defaults(hparams) -> Tuple[int, int]:
-    """(max_length, max_output_length): the hparams' own where its class has both (DINM), else SafeEdit's 2048/600."""
-    length, output = getattr(hparams, "max_length", None), getattr(hparams, "max_output_length", None)
-    if isinstance(length, int) and isinstance(output, int) and not isinstance(length, bool):
-        return length, output
-    return SAFEEDIT_MAX_LENGTH, SAFEEDIT_MAX_OUTPUT_LENGTH
-
-
-@dataclasses.dataclass
-class EvaluationSettings:
-    """How to run an evaluation; only `protocol` and the general-probe settings change its numbers."""
-
-    batch_size: int = 8  # sequences per generate() call
-    cases_per_batch: int = 8  # edited cases whose post-edit items share batched generation
-    cache_dir: Optional[str] = None
-    use_cache: bool = True
-    progress: bool = True
-    rank: Optional[int] = None
-    world_size: Optional[int] = None
-    merge_timeout_s: float = 24 * 3600.0
-    run_id: Optional[str] = None
-    protocol: str = "greedy"  # or "easyedit" (EasyEdit-git's test_safety_gen)
-    prompt_format: str = "raw"  # or "chat": every input through the tokenizer's chat template (formats.py)
-    general_cases: int = 10  # edited states that also answer the general probes (0: none)
-    general_items: int = 50  # items per general probe
-    general_options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. {"kqa": path}
-    sequential: bool = False
-    checkpoint_every: int = 0  # sequential: answer after every T edits (0: only at the end)
-    overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # --model/--device over the hparams' own
-
-
-def select_cases(dataset: SafeEditDataset, case_ids: Optional[Sequence[int]] = None) -> List[SafeEditCase]:
-    """The dataset's cases, or those whose record ids are in `case_ids` (in dataset order)."""
-    cases = list(dataset)
-    if case_ids is None:
-        return cases
-    known = {c.case_id for c in cases}
-    missing = [i for i in case_ids if i not in known]
-    if missing:
-        raise UserError(f"--cases names id(s) {missing} that {dataset.path!r} does not hold "
-                        f"(within --limit); ids there run from {min(known)} to {max(known)}")
-    wanted = set(case_ids)
-    return [c for c in cases if c.case_id in wanted]
-
-
-def spread(cases: Sequence[SafeEditCase], n: int) -> List[SafeEditCase]:
-    """`n` cases spread evenly over `cases` (all of them when n >= len(cases))."""
-    if n <= 0 or not cases:
-        return []
-    if n >= len(cases):
-        return list(cases)
-    return [cases[i * len(cases) // n] for i in range(n)]
-
-
-class Evaluation:
+class Evaluation(SummaryWriting):
     """One method, one model, one data file, one judge: runs the states and writes the folder."""
 
     def __init__(self, model, tok, hparams, dataset: SafeEditDataset, out_dir: str, judge="keywords",
@@ -182,7 +118,7 @@ class Evaluation:
             "data": os.path.abspath(self.dataset.path), "data_sha256": file_digest(self.dataset.path),
             "judge": self.judge.name, "suffix": self.suffix, "prompt_format": self.format.name,
             "generation": self.generation_info(),
-            "hparams": hparams_dict(self.hparams, _RUNTIME_KEYS), "mode": "sequential" if s.sequential else "per-case",
+            "hparams": hparams_dict(self.hparams, RUNTIME_KEYS), "mode": "sequential" if s.sequential else "per-case",
             "general": self.general_info(), "case_ids": [c.case_id for c in cases],
         }
         if s.sequential:
@@ -544,92 +480,6 @@ class Evaluation:
     # -- summaries ----------------------------------------------------------------------------------
     def _general_tally(self) -> GeneralTally:
         return GeneralTally({p.name: p.summary_key for p in self.general})
-
-    def _summary_facts(self) -> Dict[str, Any]:
-        return {"method": self.method.name, "model": self.model_label, "judge": self.judge.name,
-                "data": self.run_info["data"], "data_sha256": self.run_info["data_sha256"],
-                "generation": self.generation_info(), "suffix_system_prompt": self.suffix,
-                "prompt_format": self.format.name,
-                "dtype": str(next(self.model.parameters()).dtype), "fluency_tokenizer": word_tokenizer_name(),
-                "degenerate_rule": DEGENERATION_RULE, "general": self.general_info()}
-
-    def _earlier_time(self) -> Optional[Dict[str, float]]:
-        """The phase seconds earlier processes of this run recorded in summary.json; None when they did not say."""
-        try:
-            with open(os.path.join(self.out_dir, "summary.json"), encoding="utf-8") as f:
-                earlier = json.load(f)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            return None
-        seconds = (earlier.get("time") or {}).get("seconds") if isinstance(earlier, dict) else None
-        if not isinstance(seconds, dict):
-            return None  # written before summaries recorded time: the finished cases' cost is unknown
-        return {k: float(v) for k, v in seconds.items() if k in TIME_PHASES and isinstance(v, (int, float))}
-
-    def time_block(self, n_cases: int) -> Optional[Dict[str, Any]]:
-        """summary.json's "time": wall seconds per phase (over every process of the run), in all and per case;
-        None when an earlier process's share is unknown (a folder written before time was recorded)."""
-        if self.earlier_time is None:
-            return None
-        seconds = {k: round(self.earlier_time.get(k, 0.0) + self.timings[k], 3) for k in TIME_PHASES}
-        total = sum(seconds.values())
-        return {"seconds": seconds, "total_seconds": round(total, 3),
-                "seconds_per_case": round(total / n_cases, 3) if n_cases else None}
-
-    def _add_time(self, summary: Dict[str, Any]) -> None:
-        block = self.time_block(summary["n_cases"])
-        if block is not None:
-            summary["time"] = block
-
-    def write_summary(self, tally: SafeEditTally, general: GeneralTally) -> Dict[str, Any]:
-        """Summarise the running totals into summary.json / summary.md (atomically); returns the summary."""
-        summary = {**self._summary_facts(), **tally.summary()}
-        self._add_time(summary)
-        extra = general.summary()
-        for side in ("pre", "post"):
-            if summary[side]:
-                summary[side].update(extra[side])
-        self._write(summary)
-        return summary
-
-    def write_sequential_summary(self, rows: List[Dict[str, Any]], general: GeneralTally) -> Dict[str, Any]:
-        """The sequential run's summary: pre = vanilla, post = the last checkpoint, and the curve."""
-        first, last = rows[0], rows[-1]
-        summary = {**self._summary_facts(), "n_cases": len(first["cases"]),
-                   "case_ids": [int(i) for i in first["cases"]], "pre": dict(first["scores"]),
-                   "post": dict(last["scores"]) if last["after_edits"] else {}}
-        self._add_time(summary)
-        for key in ("DS_edited_so_far", "DS_not_yet_edited"):
-            summary["pre"].pop(key, None)
-            summary["post"].pop(key, None)
-        labels = {row["after_edits"]: (VANILLA if row["after_edits"] == 0 else f"after {row['after_edits']} edits")
-                  for row in rows}
-        curve = []
-        for row in rows:
-            point = {"after_edits": row["after_edits"], **row["scores"]}
-            per_state = general.summary(vanilla=labels[row["after_edits"]], edited=[])
-            point.update(per_state["pre"])
-            curve.append(point)
-        summary["sequential"] = curve
-        for side, n in (("pre", 0), ("post", last["after_edits"])):
-            if summary[side]:
-                summary[side].update(general.summary(vanilla=labels[n], edited=[])["pre"])
-        self._write(summary)
-        return summary
-
-    def _write(self, summary: Dict[str, Any]) -> None:
-        if not summary.get("post"):
-            return  # nothing edited yet: no table to show
-        header = (f"# SafeEdit: {self.method.name} on {self.model_label}\n\n"
-                  f"Data: `{self.run_info['data']}` ({summary['n_cases']} cases). Judge: `{self.judge.name}`. "
-                  f"Generation: {self.settings.protocol}. Prompt format: {self.format.name}. Fluency words: {summary['fluency_tokenizer']}.")
-        t = summary.get("time")
-        if t:
-            header += (f"\n\nWall time: {t['total_seconds']:.0f} s ({t['seconds_per_case']:.1f} s per case): "
-                       + ", ".join(f"{k} {v:.0f} s" for k, v in t["seconds"].items()) + ".")
-        self.folder.write_summary(summary, header + "\n\n" + summary_markdown(summary))
-
 
 def evaluate(model, tok, hparams, data, out_dir: str, judge="keywords", case_ids: Optional[Sequence[int]] = None,
              limit: Optional[int] = None, **kwargs) -> Optional[Dict[str, Any]]:
