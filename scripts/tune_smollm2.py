@@ -46,7 +46,10 @@ CANDIDATES = {
     "ft-l20-lr5e-3": {**FT, "layers": [20], "lr": 5e-3, "num_steps": 25},
     "lora-lr5e-3": {**LORA, "lr": 5e-3, "num_steps": 20},
     "lora-lr2e-2": {**LORA, "lr": 2e-2, "num_steps": 20},
+    "lora-lr3e-2": {**LORA, "lr": 3e-2, "num_steps": 20},
     "lora-lr5e-2": {**LORA, "lr": 5e-2, "num_steps": 20},
+    "lora-lr1e-1": {**LORA, "lr": 1e-1, "num_steps": 20},
+    "lora-lr5e-3-s60": {**LORA, "lr": 5e-3, "num_steps": 60},
 }
 
 
