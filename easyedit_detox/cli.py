@@ -159,8 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="DINM, FT-L and LoRA on SmolLM2-135M-Instruct (or the toy), offline, in minutes")
     demo.add_argument("--out", default="results/demo", help="results folder (default results/demo)")
-    demo.add_argument("--cases", type=_positive, default=None,
+    demo.add_argument("--records", type=_positive, default=None,
                       help="how many records part 2 runs (default: 1 held-out record on SmolLM2, all 30 on the toy)")
+    # --cases was this count's first name; `evaluate --cases` takes record ids, so the count is --records now.
+    demo.add_argument("--cases", type=_positive, dest="records", help=argparse.SUPPRESS)
     demo.add_argument("--toy", action="store_true",
                       help="the embedded 1M-parameter toy model instead of SmolLM2 (raw format, about a minute)")
     return parser

@@ -14,7 +14,7 @@ def test_demo_leaves_a_finished_evaluation_intact(tiny_llama_dir, tmp_path, caps
     assert main(evaluate_args(write_hparams(tmp_path, tiny_llama_dir), sample_path(), finished, "--limit", "1")) == 0
     before = {name: (finished / name).read_bytes() for name in os.listdir(finished)}
     capsys.readouterr()
-    assert main(["demo", "--toy", "--out", str(finished), "--cases", "1"]) == 2
+    assert main(["demo", "--toy", "--out", str(finished), "--records", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "was not written by the demo" in err
     assert {name: (finished / name).read_bytes() for name in os.listdir(finished)} == before
@@ -22,7 +22,7 @@ def test_demo_leaves_a_finished_evaluation_intact(tiny_llama_dir, tmp_path, caps
 
 def test_demo_compares_three_methods_and_reruns_in_its_own_folder(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--toy", "--out", str(out), "--cases", "2"]) == 0
+    assert main(["demo", "--toy", "--out", str(out), "--records", "2"]) == 0
     text = capsys.readouterr().out
     table = text.split("Paired differences")[0]  # the paired table's rows also start with the folders
     rows = [line for line in table.splitlines() if line.startswith(f"| {out}")]

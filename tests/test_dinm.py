@@ -180,7 +180,7 @@ def test_early_stop_when_loss_is_tiny(tiny_llama, safeedit_records):
 
 @pytest.mark.parametrize("keep,ret", [(True, True), (False, True), (True, False)])
 def test_weights_copy_contract(tiny_llama, safeedit_records, keep, ret):
-    from easyedit_detox import upstream
+    from easyedit_detox.easyedit import upstream
 
     # PyPI's convention: originals only when both flags; git's: whenever return_orig_weights.
     expect = upstream.returns_originals(ret, keep)

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from easyedit_detox import toy, upstream
+from easyedit_detox import toy
+from easyedit_detox.easyedit import upstream
 from easyedit_detox.evaluation import metrics, punkt
 from easyedit_detox.evaluation.metrics import (
     case_fluency,

@@ -15,7 +15,7 @@ def main() -> int:
         try:
             return md.version(name)
         except md.PackageNotFoundError:  # EasyEdit from git, on sys.path: no metadata
-            from easyedit_detox import upstream
+            from easyedit_detox.easyedit import upstream
 
             return f"({upstream.flavour()}, {upstream.easyeditor().__path__[0]})"
 

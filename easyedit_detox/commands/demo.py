@@ -180,20 +180,20 @@ def load_method_hparams(file_name: str, model_folder: Optional[str] = None):
     return hparams
 
 
-def demo_cases(demo: DemoModel, n_cases: Optional[int]) -> List:
-    """The records part 2 runs on: the first `n_cases` of the demo's (all its default when None)."""
-    n = demo.default_cases if n_cases is None else n_cases
+def demo_cases(demo: DemoModel, n_records: Optional[int]) -> List:
+    """The records part 2 runs on: the first `n_records` of the demo's (all its default when None)."""
+    n = demo.default_cases if n_records is None else n_records
     if n > len(demo.case_ids):
-        raise UserError(f"--cases {n}: the {demo.key} demo has {len(demo.case_ids)} records; pass at most that")
+        raise UserError(f"--records {n}: the {demo.key} demo has {len(demo.case_ids)} records; pass at most that")
     return select_cases(SafeEditDataset(sample_path()), list(demo.case_ids[:n]))
 
 
-def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model: str = "smollm2",
+def run_demo(out_dir: str = "results/demo", n_records: Optional[int] = None, model: str = "smollm2",
              write: Callable[[str], None] = lambda line: sys.stdout.write(line + "\n")) -> str:
     """Run both parts of the demo on `model` ("smollm2" or "toy"); returns the comparison table."""
     started = time.perf_counter()
     demo = DEMO_MODELS[model]
-    cases = demo_cases(demo, n_cases)
+    cases = demo_cases(demo, n_records)
     claim_folder(out_dir)
     model_obj, tok, hparams = load_demo_model(demo)
     write(f"# easyedit-detox demo: {demo.description}.\n")
@@ -205,7 +205,7 @@ def run_demo(out_dir: str = "results/demo", n_cases: Optional[int] = None, model
           f"({', '.join(str(c.case_id) for c in cases)}; results in {out_dir}/)\n")
     if held_out and len(cases) < len(demo.case_ids):
         write(f"(the first {len(cases)} of the {len(demo.case_ids)} held-out records, to keep the demo within 5 minutes "
-              "on a 2-core CPU; --cases N runs more)\n")
+              "on a 2-core CPU; --records N runs more)\n")
     # Batches of 32: a small model's decoding on a CPU is bound by reading its weights, so wide batches are cheap.
     settings = dict(cache_dir=os.path.join(out_dir, "vanilla-cache"), cases_per_batch=8, batch_size=32,
                     general_cases=min(3, len(cases)), general_items=demo.general_items,
@@ -247,5 +247,5 @@ def _describe(hparams) -> str:
 
 def run(args) -> int:
     """Run the command from parsed arguments; returns the exit status."""
-    run_demo(out_dir=args.out, n_cases=args.cases, model="toy" if args.toy else "smollm2")
+    run_demo(out_dir=args.out, n_records=args.records, model="toy" if args.toy else "smollm2")
     return 0
