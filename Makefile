@@ -54,7 +54,7 @@ $(GIT_STAMP): setup.cfg constraints-git.txt pyproject.toml $(wildcard $(EASYEDIT
 	@$(GIT_BIN)/python -m pip freeze --exclude-editable | grep -vxFf constraints-git.txt \
 		| sed 's/^/note: not in constraints-git.txt (regenerate it): /' || true
 	$(GIT_PTH)
-	$(GIT_BIN)/python -c 'from easyedit_detox import upstream as u; import importlib.metadata as md; \
+	$(GIT_BIN)/python -c 'from easyedit_detox.easyedit import upstream as u; import importlib.metadata as md; \
 		assert u.flavour() == u.GIT, "easyeditor is not EasyEdit from git"; m = u.easyeditor(); \
 		print("environment ok: easyeditor (git) from", m.__path__[0] + ",", \
 		", ".join(n + " " + md.version(n) for n in ("torch", "transformers", "peft", "accelerate", "nltk")))'
