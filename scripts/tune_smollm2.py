@@ -44,6 +44,8 @@ CANDIDATES = {
     "dinm-lr1e-3": {**DINM, "lr": 1e-3, "num_steps": 20},
     "dinm-lr3e-3": {**DINM, "lr": 3e-3, "num_steps": 20},
     "ft-l20-lr5e-3": {**FT, "layers": [20], "lr": 5e-3, "num_steps": 25},
+    "ft-l20-lr1e-3": {**FT, "layers": [20], "lr": 1e-3, "num_steps": 25},
+    "ft-l26-lr5e-3": {**FT, "layers": [26], "lr": 5e-3, "num_steps": 25},
     "lora-lr5e-3": {**LORA, "lr": 5e-3, "num_steps": 20},
     "lora-lr2e-2": {**LORA, "lr": 2e-2, "num_steps": 20},
     "lora-lr3e-2": {**LORA, "lr": 3e-2, "num_steps": 20},
