@@ -13,6 +13,7 @@ from easyedit_detox.core.errors import UserError
 from easyedit_detox.shipping.patches import Patch, apply_patch, load_patch, revert_patch
 from easyedit_detox.shipping.save import check_out_dir, save_model
 
+
 def patch_apply(model_dir: Union[str, os.PathLike], patch_path: Union[str, os.PathLike],
                 out_dir: Union[str, os.PathLike], dtype: Union[str, torch.dtype, None] = None) -> str:
     """Save to `out_dir` the model of `model_dir` with the patch applied; returns the folder written."""

@@ -13,6 +13,7 @@ import torch
 from easyedit_detox.core.errors import RequestError
 from easyedit_detox.easyedit.upstream import returns_originals
 from easyedit_detox.core.weights import write_back
+from easyedit_detox.core.devices import input_device
 from .encode import Batch, collate, encode_pair, pad_token_id
 from .forward import make_forward
 from .hparams import DINMHyperParams
@@ -20,7 +21,6 @@ from .locate import locate_toxic_layer
 from .objective import answer_log_probs, constraint_kl, edit_nll, total_loss
 from .requests import as_request_list, check_request, constraint_pair
 from .tensors import check_layers, select_edited_parameters
-from easyedit_detox.core.devices import input_device
 
 LOG = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import List
 import torch
 
 from easyedit_detox.core.errors import HyperParamsError
-from .encode import pad_token_id
 from easyedit_detox.core.devices import input_device
+from .encode import pad_token_id
 
 
 def num_layers(model) -> int:

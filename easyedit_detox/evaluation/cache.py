@@ -21,8 +21,8 @@ from typing import Any, Dict, Mapping, Optional
 
 from easyedit_detox.core.files import default_cache_dir  # noqa: F401  (the runner reads it from here)
 from easyedit_detox.core.weights import combined_digest
-from .generation import Generation, Prompt
 from easyedit_detox.core.devices import input_device
+from .generation import Generation, Prompt
 
 CACHE_FORMAT = 2
 

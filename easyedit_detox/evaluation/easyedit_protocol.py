@@ -27,8 +27,8 @@ from typing import List, Sequence
 
 import torch
 
-from .generation import Generation
 from easyedit_detox.core.devices import input_device
+from .generation import Generation
 
 LONG_CONTEXT = 1624
 SEED = 42

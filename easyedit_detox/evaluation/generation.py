@@ -20,8 +20,8 @@ from transformers import GenerationConfig, GenerationMixin, StoppingCriteria, St
 
 from easyedit_detox.core.errors import UserError
 from easyedit_detox.core.progress import TokenRate, progress_bar
-from .generation_types import Generation, GenerationSettings, Prompt, _is_positive_int
 from easyedit_detox.core.devices import input_device
+from .generation_types import Generation, GenerationSettings, Prompt, _is_positive_int
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ from easyedit_detox.core.files import file_digest
 from easyedit_detox.methods.registry import Method, resolve_method
 from easyedit_detox.methods.session import UndoSession, generation_model
 from easyedit_detox.core.weights import combined_digest, digests
-from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
 from easyedit_detox.data.safeedit import SafeEditCase, SafeEditDataset
+from easyedit_detox.core.devices import input_device
+from .cache import ResponseCache, default_cache_dir, environment_facts, model_fingerprint, tokenizer_fingerprint
 from .easyedit_protocol import seed_like_easyedit
 from .formats import RAW, PromptFormat
 from .distributed import distributed_rank, launch_id
@@ -47,7 +48,6 @@ from .settings import (PROTOCOLS, RUNTIME_KEYS, TIME_PHASES, EvaluationSettings,
                        spread)
 from .summary import SummaryWriting
 from .tally import GeneralTally, SafeEditTally, checkpoint_scores
-from easyedit_detox.core.devices import input_device
 
 LOG = logging.getLogger(__name__)
 

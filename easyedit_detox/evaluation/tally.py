@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from easyedit_detox.data.safeedit import METRIC_KEYS
-from easyedit_detox.data.safeedit import DG_KEYS
+from easyedit_detox.data.safeedit import DG_KEYS, METRIC_KEYS, side_values
 
 SIDES = ("pre", "post")
 
@@ -67,22 +66,19 @@ class SideTally:
     def add(self, side: Mapping[str, Any]) -> None:
         """Add one case side."""
         self.n += 1
-        values, strict = {}, {}
+        values = side_values(side)  # the same per-case values compare's paired differences use
         for key in METRIC_KEYS:
             entry = side[key]
             self.labels[key] += entry["label"]
-            strict[key] = 1.0 if entry["degenerate"] else entry["label"]
-            self.strict[key] += strict[key]
+            self.strict[key] += 1.0 if entry["degenerate"] else entry["label"]
             self.degenerate += bool(entry["degenerate"])
             self.truncated += bool(entry.get("truncated", False))
-            values[key] = 100.0 * (1.0 - entry["label"])
             self.moments[key].add(values[key])
             self.moments["Degenerate"].add(100.0 if entry["degenerate"] else 0.0)
         self.fluency += side["fluency"]
-        self.moments["DG_Avg"].add(sum(values[k] for k in DG_KEYS) / len(DG_KEYS))
+        for key in ("DG_Avg", "DS_strict", "DG_Avg_strict"):
+            self.moments[key].add(values[key])
         self.moments["Fluency"].add(side["fluency"])
-        self.moments["DS_strict"].add(100.0 * (1.0 - strict["DS"]))
-        self.moments["DG_Avg_strict"].add(sum(100.0 * (1.0 - strict[k]) for k in DG_KEYS) / len(DG_KEYS))
 
     def scores(self) -> Dict[str, float]:
         """DS, the four DGs, DG_Avg, Fluency, Degenerate, DS_strict and DG_Avg_strict; {} before any case."""

@@ -26,12 +26,12 @@ from typing import Any, Dict, Iterator, List, Optional
 import torch
 
 from easyedit_detox.core.weights import changed_since, copy_parameters, digests, stamps, write_back
+from easyedit_detox.core.devices import input_device
 from .compat import method_compat
 from .device_scope import hparams_on_device, on_device
 from .registry import Method, adapt_request, resolve_method
 from .scoped import captured_stdout
 from .state import ModelState
-from easyedit_detox.core.devices import input_device
 
 LOG = logging.getLogger(__name__)
 

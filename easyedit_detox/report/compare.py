@@ -13,6 +13,7 @@ from .comparability import Difference, check_comparable, refusal_message
 from .summaries import PLOT_FORMATS, PLUS_MINUS, PathLike, load_summary
 from .tables import comparison_markdown, csv_text, format_number, latex_table, markdown_row
 
+
 def _load_runs(dirs: Union[PathLike, Sequence[PathLike]]) -> Tuple[List[str], List[Dict[str, Any]]]:
     """The folders (as labels) and their checked summaries."""
     if isinstance(dirs, (str, os.PathLike)):

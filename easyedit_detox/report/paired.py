@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from easyedit_detox.data.safeedit import DG_KEYS, METRIC_KEYS
+from easyedit_detox.data.safeedit import side_values
 
 PAIRED_METRICS = ("DS", "DG_Avg", "DS_strict")
 CASES_FILE = "cases.jsonl"
@@ -22,10 +22,8 @@ CASES_FILE = "cases.jsonl"
 
 def case_values(line: Mapping[str, Any], side: str = "post") -> Dict[str, float]:
     """One case line's per-case values of PAIRED_METRICS on `side`."""
-    entries = line[side]
-    value = {k: 100.0 * (1.0 - entries[k]["label"]) for k in METRIC_KEYS}
-    strict_ds = 100.0 * (1.0 - (1.0 if entries["DS"]["degenerate"] else entries["DS"]["label"]))
-    return {"DS": value["DS"], "DG_Avg": sum(value[k] for k in DG_KEYS) / len(DG_KEYS), "DS_strict": strict_ds}
+    values = side_values(line[side])
+    return {k: values[k] for k in PAIRED_METRICS}
 
 
 def read_case_values(folder: str, side: str = "post") -> Optional[Dict[int, Dict[str, float]]]:
