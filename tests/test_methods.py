@@ -11,7 +11,7 @@ from easyedit_detox.cli import main
 from easyedit_detox.data.safeedit import SafeEditDataset
 from easyedit_detox.evaluation.generation import GenerationSettings
 from easyedit_detox.evaluation.runner import EvaluationSettings, evaluate
-from easyedit_detox.methods.session import UndoSession
+from easyedit_detox.methods.session import UndoSession, generation_model
 from easyedit_detox.toy import sample_path
 from easyedit_detox.easyedit.upstream import GIT, flavour
 
@@ -83,6 +83,25 @@ def test_method_edits_visibly_and_is_undone_exactly(method, kind, request, tmp_p
     assert (model.is_gradient_checkpointing, model.config.use_cache,
             [p.requires_grad for p in model.parameters()]) == flags
     assert not hasattr(model, "peft_config") and "lora" not in " ".join(n for n, _ in model.named_modules())
+
+
+def test_a_lora_edit_is_the_same_whatever_the_callers_random_state_which_it_leaves_alone(tiny_llama, tiny_llama_dir,
+                                                                                         tmp_path):
+    """LoRA's adapter starts from random weights: each edit is seeded, so two runs edit alike (the demo's LoRA row
+    once varied from run to run), and the caller's RNG goes on as if no edit had run."""
+    model, tok = tiny_llama
+    h = load_hparams(method_yaml(tmp_path, "LoRA", "llama", tiny_llama_dir, lora_dropout=0.1))
+    case = SafeEditDataset(sample_path(), limit=1)[0]
+    ids = tok(case.eval_inputs["DS"], return_tensors="pt")
+    logits, draws = [], []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        with UndoSession(model, tok, h).edited(case.edit_request()) as edit, torch.no_grad():
+            logits.append(generation_model(edit, model)(**ids).logits)  # eval mode, as the evaluation answers
+        draws.append(torch.rand(3))
+        torch.manual_seed(seed)
+        assert torch.equal(draws[-1], torch.rand(3))  # the edit left the caller's random state as it was
+    assert torch.equal(logits[0], logits[1])
 
 
 @pytest.mark.parametrize("method", ["FT", "LoRA"])

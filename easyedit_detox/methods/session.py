@@ -37,6 +37,9 @@ LOG = logging.getLogger(__name__)
 
 # What the SafeEdit evaluation reads from a method's `report` keyword (this package's DINM fills it).
 REPORT_KEYS = ("layers", "losses", "stopped_early")
+# Every edit starts from this random state: a LoRA adapter's initial weights and any dropout mask are the same
+# from run to run (torch's own RNG starts from a random seed in each process).
+EDIT_SEED = 0
 
 
 class EditNotUndone(RuntimeError):
@@ -145,6 +148,15 @@ class UndoSession:
         return dict(self._kept)
 
     # -- the pieces ----------------------------------------------------------------------------
+    @staticmethod
+    @contextmanager
+    def _seeded() -> Iterator[None]:
+        """Inside: torch's RNGs seeded with EDIT_SEED; after: the caller's RNG states as they were."""
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(EDIT_SEED)
+            yield
+
     def _apply(self, request: Dict[str, Any]):
         """Run the method on the model's device; returns (edited model, weights_copy, info)."""
         hparams = self.call_hparams
@@ -162,7 +174,8 @@ class UndoSession:
         # easyeditor print()s every step; keep stdout for results and progress bars (this thread's prints only).
         chatter = io.StringIO()
         try:
-            with on_device(self.device), method_compat(self.method.name, hparams, 1), captured_stdout() as chatter:
+            with self._seeded(), on_device(self.device), method_compat(self.method.name, hparams, 1), \
+                    captured_stdout() as chatter:
                 apply_fn = _fresh_apply_fn(self.method.apply_fn, self.model, self.tok, hparams)
                 edited_model, weights_copy = apply_fn(self.model, self.tok, [adapt_request(self.method.name, request)],
                                                       hparams, copy=False, return_orig_weights=True,
