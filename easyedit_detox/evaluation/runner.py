@@ -26,7 +26,7 @@ from easyedit_detox.core.progress import progress_bar
 from easyedit_detox.core.errors import UserError
 from easyedit_detox.core.files import file_digest
 
-from easyedit_detox.methods.registry import Method, resolve_method
+from easyedit_detox.methods.registry import Method, adapter_for, resolve_method
 from easyedit_detox.methods.session import UndoSession, generation_model
 from easyedit_detox.core.weights import combined_digest, digests
 from easyedit_detox.data.safeedit import SafeEditCase, SafeEditDataset
@@ -73,7 +73,7 @@ class Evaluation(SummaryWriting):
         if apply_fn is None:
             self.method = resolve_method(name, prefer)
         else:
-            self.method = Method(name, apply_fn, is_detox_dinm=name in ("DINM", "DINM-detox"), is_easyedit_dinm=False)
+            self.method = Method(name, apply_fn, adapter_for(name, prefer))
         if generation is None:
             length, output = generation_defaults(hparams)
             generation = GenerationSettings(length, output, batch_size=s.batch_size)

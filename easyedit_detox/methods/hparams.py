@@ -7,19 +7,6 @@ from typing import Optional
 from easyedit_detox.core.errors import HyperParamsError
 from easyedit_detox.core.files import read_yaml, yaml_path
 
-# alg_name -> the name of its hparams class in `easyeditor` (PyPI's 0.0.1.dev0 and EasyEdit from git).
-HPARAMS_CLASSES = {
-    "ROME": "ROMEHyperParams", "MEMIT": "MEMITHyperParams", "MEMIT-FE": "MEMITFEHyperParams",
-    "FT": "FTHyperParams", "KN": "KNHyperParams", "MEND": "MENDHyperParams", "SERAC": "SERACHparams",
-    "IKE": "IKEHyperParams", "FT-Api": "FTApiHyperParams", "LoRA": "LoRAHyperParams",
-    "QLoRA": "QLoRAHyperParams", "GRACE": "GraceHyperParams", "PMET": "PMETHyperParams",
-    "MELO": "MELOHyperParams", "WISE": "WISEHyperParams", "R-ROME": "R_ROMEHyperParams",
-    "EMMET": "EMMETHyperParams", "EAMET": "EAMETHyperParams", "AlphaEdit": "AlphaEditHyperParams",
-    "SPHERE": "SPHEREHyperParams", "CORE": "COREHyperParams", "DPO": "DPOHyperParams",
-    "ULTRAEDIT": "UltraEditHyperParams", "SimIE": "SimIEHyperParams", "DEFER": "DeferHyperParams",
-    "DeepEdit-Api": "DeepEditApiHyperParams",
-}
-
 
 def hparams_dict(hparams, leave_out=()) -> dict:
     """An hparams object's fields as JSON-ready plain data (keys sorted), without `leave_out`."""
@@ -32,43 +19,10 @@ def hparams_dict(hparams, leave_out=()) -> dict:
 
 
 def hparams_class(alg_name: str, prefer: Optional[str] = None) -> type:
-    """The hparams class for `alg_name`: this package's for DINM (by policy), else easyeditor's own."""
-    from .registration import NATIVE_ALIAS, OURS_ALIAS, preference
+    """The hparams class for `alg_name`: its adapter's (this package's for its own methods, else easyeditor's)."""
+    from .registry import adapter_for
 
-    if alg_name == OURS_ALIAS or (alg_name == "DINM" and not _native_dinm_preferred(prefer)):
-        from easyedit_detox.dinm import DINMHyperParams
-
-        return DINMHyperParams
-    from easyedit_detox.easyedit.upstream import easyeditor
-
-    module = easyeditor()
-    if alg_name in ("DINM", NATIVE_ALIAS):
-        cls = getattr(module, "EasyEditDINMHyperParams", None) or _native_dinm_class()
-        if cls is not None:
-            return cls
-    name = HPARAMS_CLASSES.get(alg_name)
-    cls = getattr(module, name, None) if name else None
-    if cls is None:
-        known = sorted(a for a, n in HPARAMS_CLASSES.items() if hasattr(module, n)) + ["DINM", OURS_ALIAS]
-        raise HyperParamsError(f"no hyperparameter class for alg_name {alg_name!r} in the installed easyeditor; "
-                               f"known: {sorted(set(known))}")
-    preference(prefer)  # a bad EASYEDIT_DETOX_DINM is reported whatever the method
-    return cls
-
-
-def _native_dinm_class():
-    try:
-        from easyeditor.models.dinm import DINMHyperParams
-    except ImportError:
-        return None
-    return DINMHyperParams
-
-
-def _native_dinm_preferred(prefer: Optional[str]) -> bool:
-    from easyedit_detox.easyedit.upstream import GIT, flavour
-    from .registration import preference
-
-    return preference(prefer) == "easyedit" and flavour() == GIT
+    return adapter_for(alg_name, prefer).hparams_class(prefer)
 
 
 def load_hparams(path: str, prefer: Optional[str] = None):

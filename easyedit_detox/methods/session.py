@@ -27,16 +27,14 @@ import torch
 
 from easyedit_detox.core.weights import changed_since, copy_parameters, digests, stamps, write_back
 from easyedit_detox.core.devices import input_device
-from .compat import method_compat
 from .device_scope import hparams_on_device, on_device
-from .registry import Method, adapt_request, resolve_method
+from .base import BATCH
+from .registry import Method, resolve_method
 from .scoped import captured_stdout
 from .state import ModelState
 
 LOG = logging.getLogger(__name__)
 
-# What the SafeEdit evaluation reads from a method's `report` keyword (this package's DINM fills it).
-REPORT_KEYS = ("layers", "losses", "stopped_early")
 # Every edit starts from this random state: a LoRA adapter's initial weights and any dropout mask are the same
 # from run to run (torch's own RNG starts from a random seed in each process).
 EDIT_SEED = 0
@@ -81,7 +79,7 @@ class UndoSession:
         self.call_hparams = hparams_on_device(hparams, self.device)
         self.vanilla = vanilla_digests if vanilla_digests is not None else digests(model)
         self._kept: Dict[str, torch.Tensor] = {}  # originals of everything `keep` has written
-        self._native_layers: Optional[List[int]] = None
+        self.memo: Dict[str, Any] = {}  # what the method's adapter keeps between edits (e.g. located layers)
         self._warned_full_copy = False
 
     # -- one edit, undone --------------------------------------------------------------------
@@ -103,10 +101,35 @@ class UndoSession:
     # -- edits kept ----------------------------------------------------------------------------
     def keep(self, request: Dict[str, Any]) -> Edit:
         """Apply `request` and keep the edit in the model (adapters merged); `restore_all` undoes every kept edit."""
+        return self.keep_many([request])
+
+    def detoxify(self, requests: List[Dict[str, Any]], on_request=None) -> Edit:
+        """Keep one edit made from all `requests` (the global protocol): in one call where the method's adapter says
+        its apply function takes them together, else one kept edit after another (`on_request(i)` after each)."""
+        if self.method.adapter.global_mode == BATCH:
+            edit = self.keep_many(requests)
+            if on_request is not None:
+                on_request(len(requests))
+            return edit
+        written: List[str] = []
+        seconds = 0.0
+        originals: Dict[str, torch.Tensor] = {}
+        for i, request in enumerate(requests, 1):
+            edit = self.keep_many([request])
+            seconds += edit.info["seconds"]
+            written.extend(n for n in edit.written if n not in originals)
+            for name in edit.written:
+                originals.setdefault(name, edit.originals[name])
+            if on_request is not None:
+                on_request(i)
+        return Edit(self.model, sorted(set(written)), True, {"seconds": round(seconds, 4)}, originals)
+
+    def keep_many(self, requests: List[Dict[str, Any]]) -> Edit:
+        """Apply one edit made from all `requests` in one call of the method, and keep it (see `keep`)."""
         state, before, copies = self._before_edit()
         outcome = None
         try:
-            outcome = self._apply(request)
+            outcome = self._apply_many(requests)
             edited_model = outcome[0]
             adapted = _adapted_base_parameters(self.model)
             for name, param in adapted.items():  # peft merges into these through `.data`, unseen by version counters
@@ -159,49 +182,38 @@ class UndoSession:
 
     def _apply(self, request: Dict[str, Any]):
         """Run the method on the model's device; returns (edited model, weights_copy, info)."""
-        hparams = self.call_hparams
-        if self.method.is_easyedit_dinm and not list(getattr(hparams, "layers", []) or []):
-            hparams = self._with_native_layers(hparams, request)
+        return self._apply_many([request])
+
+    def _apply_many(self, requests: List[Dict[str, Any]]):
+        """Run the method once on `requests` (one call of its apply function); returns as `_apply`."""
+        adapter = self.method.adapter
+        hparams = adapter.prepare_hparams(self.call_hparams, self.model, self.tok, requests[0], self.device,
+                                          self.memo)
         report: Dict[str, Any] = {}
-        kwargs = {"report": report} if self.method.is_detox_dinm else {}
-        bar = None
-        if self.method.is_detox_dinm and self.progress:
+        bar, on_step = None, None
+        if adapter.ours and self.progress:
             from easyedit_detox.core.progress import progress_bar
 
             bar = progress_bar(getattr(hparams, "num_steps", None), f"{self.method.name} edit", "step", leave=False)
-            kwargs["on_step"] = lambda step, loss: (bar.update(1), bar.set_postfix_str(f"loss {loss:.4f}"))
+            on_step = lambda step, loss: (bar.update(1), bar.set_postfix_str(f"loss {loss:.4f}"))  # noqa: E731
         started = time.perf_counter()
         # easyeditor print()s every step; keep stdout for results and progress bars (this thread's prints only).
         chatter = io.StringIO()
         try:
-            with self._seeded(), on_device(self.device), method_compat(self.method.name, hparams, 1), \
+            with self._seeded(), on_device(self.device), adapter.compat(hparams, len(requests)), \
                     captured_stdout() as chatter:
-                apply_fn = _fresh_apply_fn(self.method.apply_fn, self.model, self.tok, hparams)
-                edited_model, weights_copy = apply_fn(self.model, self.tok, [adapt_request(self.method.name, request)],
+                apply_fn = adapter.bind(self.method.apply_fn, self.model, self.tok, hparams)
+                edited_model, weights_copy = apply_fn(self.model, self.tok, [adapter.adapt_request(r) for r in requests],
                                                       hparams, copy=False, return_orig_weights=True,
-                                                      keep_original_weight=True, **kwargs)
+                                                      keep_original_weight=True, **adapter.call_kwargs(report, on_step))
         finally:
             if bar is not None:
                 bar.close()
             if chatter.getvalue():
                 LOG.debug("%s printed:\n%s", self.method.name, chatter.getvalue()[-4000:])
         info = {"seconds": round(time.perf_counter() - started, 4)}
-        info.update({k: report[k] for k in REPORT_KEYS if k in report})
-        if self.method.is_easyedit_dinm:
-            info["layers"] = list(hparams.layers)
+        info.update(adapter.edit_info(hparams, report))
         return edited_model, weights_copy, info
-
-    def _with_native_layers(self, hparams, request):
-        """EasyEdit's DINM edits `hparams.layers`; its SafetyEditor locates them for the first request and reuses them."""
-        import copy
-
-        if self._native_layers is None:
-            from .native import locate_like_easyedit
-
-            self._native_layers = locate_like_easyedit(self.model, self.tok, request, self.device)
-        clone = copy.copy(hparams)
-        clone.layers = list(self._native_layers)
-        return clone
 
     def _describe(self, outcome, before, copies) -> Edit:
         edited_model, weights_copy, info = outcome
@@ -211,7 +223,7 @@ class UndoSession:
 
     def _copies_before(self) -> Dict[str, torch.Tensor]:
         """Our own copies of the parameters this method is known to write, taken before it runs."""
-        names = _predicted_writes(self.method, self.hparams, self.model, self._native_layers)
+        names = self.method.adapter.predicted_writes(self.hparams, self.model, self.memo)
         if names is None:
             if not self._warned_full_copy:
                 LOG.warning("method %r: which parameters it writes is not known, so every parameter is copied to "
@@ -263,44 +275,6 @@ def _originals(written: List[str], copies: Dict[str, torch.Tensor], weights_copy
     if isinstance(weights_copy, dict):
         found.update({n: weights_copy[n] for n in written if n not in found and n in weights_copy})
     return found
-
-
-def _fresh_apply_fn(fn, model, tok, hparams):
-    """`fn`, except that a stateful executor's bound method gets a fresh executor, set up for `model`.
-
-    MEND's (and SERAC's) executors in ALG_DICT are singletons that keep the first model they saw,
-    hook it, and (PyPI's) leave the hypernetwork in training mode, so that each edit would first
-    update its trained normalisation statistics with its own activations. A fresh executor per edit
-    keeps edits independent of each other (its hooks go with the edit's other traces); eval mode is
-    what EasyEdit from git sets.
-    """
-    owner = getattr(fn, "__self__", None)
-    if owner is None or not hasattr(owner, "is_init"):
-        return fn
-    executor = type(owner)()
-    if hasattr(executor, "init_model"):
-        executor.init_model(model, tok, hparams)
-        alg = getattr(executor, "alg", None)
-        if alg is not None:
-            alg.eval()
-    return getattr(executor, fn.__name__)
-
-
-def _predicted_writes(method: Method, hparams, model, native_layers) -> Optional[List[str]]:
-    """Names of the parameters `method` will write, from its hparams; None when unknown."""
-    name = method.name
-    if method.is_detox_dinm or name in ("LoRA", "GRACE", "WISE", "MELO", "DEFER"):
-        return []  # ours returns its originals; adapters and wrappers leave the base weights alone
-    params = [n for n, _ in model.named_parameters()]
-    if name == "FT" or method.is_easyedit_dinm:
-        layers = list(getattr(hparams, "layers", []) or []) or list(native_layers or [])
-        templates = [hparams.rewrite_module_tmp.format(layer) for layer in layers]
-        if not templates and method.is_easyedit_dinm:
-            return None
-        return [n for n in params if any(t in n for t in templates)]  # easyeditor's own `in` matching
-    if name == "MEND":
-        return [n for n in params if n in set(hparams.inner_params)]
-    return None
 
 
 def _adapted_base_parameters(model) -> Dict[str, torch.nn.Parameter]:
