@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -14,6 +13,7 @@ from easyedit_detox.core.errors import RequestError
 from easyedit_detox.easyedit.upstream import returns_originals
 from easyedit_detox.core.weights import write_back
 from easyedit_detox.core.devices import input_device
+from easyedit_detox.core.modes import eval_mode
 from .encode import Batch, collate, encode_pair, pad_token_id
 from .forward import make_forward
 from .hparams import DINMHyperParams
@@ -171,18 +171,6 @@ def execute_dinm(model, tok, requests, hparams: DINMHyperParams, strategy: str =
     with eval_mode(model):
         plan = plan_edit(model, tok, requests, hparams)
     return _edit_planned(model, plan, hparams, strategy, on_step)
-
-
-@contextmanager
-def eval_mode(model):
-    """The model in eval mode (dropout off) inside the block; each module's own mode restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def _edit_planned(model, plan: EditPlan, hparams, strategy, on_step):

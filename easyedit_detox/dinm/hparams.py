@@ -30,9 +30,10 @@ class EasyEditHyperParams:
 
 
 def join_easyedit_base(cls: type, base: type) -> None:
-    """Make `cls` (whose base is `EasyEditHyperParams`) a subclass of easyeditor's `base`; idempotent."""
-    if cls.__bases__ == (EasyEditHyperParams,):
-        cls.__bases__ = (base,)
+    """Make `cls` (which derives from `EasyEditHyperParams`) a subclass of easyeditor's `base`; idempotent."""
+    for ancestor in cls.__mro__:
+        if ancestor.__bases__ == (EasyEditHyperParams,):
+            ancestor.__bases__ = (base,)
 
 
 @dataclass

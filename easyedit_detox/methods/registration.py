@@ -66,48 +66,105 @@ def preference(prefer: Optional[str] = None) -> str:
 def register_into(alg_dict: MutableMapping, module, apply_fn: Callable, hparams_cls: type,
                   prefer: Optional[str] = None) -> Registration:
     """Register `apply_fn`/`hparams_cls` as DINM in `alg_dict` and as `module`'s exports, by policy."""
+    return register_methods_into(alg_dict, module, [OurMethod(ALG_NAME, apply_fn, hparams_cls, EXPORTS,
+                                                              aliases=(OURS_ALIAS,))], prefer)
+
+
+@dataclass(frozen=True)
+class OurMethod:
+    """A method this package implements, as easyeditor sees it: its ALG_DICT name(s) and exported names."""
+
+    alg_name: str
+    apply_fn: Callable
+    hparams_cls: type
+    exports: tuple  # (hparams class name, apply function name) in easyeditor's namespace
+    aliases: tuple = ()
+
+
+def register_methods_into(alg_dict: MutableMapping, module, methods: List[OurMethod],
+                          prefer: Optional[str] = None) -> Registration:
+    """Register each of `methods` in `alg_dict` and as `module`'s exports, by policy (see the module docstring)."""
     policy = preference(prefer)
     if policy == "easyedit":
-        LOG.info("%s=easyedit: easyeditor is left untouched; easyedit-detox's DINM is reachable as "
-                 "alg_name '%s' through easyedit_detox's own entry points", PREFERENCE_ENV, OURS_ALIAS)
+        LOG.info("%s=easyedit: easyeditor is left untouched; easyedit-detox's methods are reachable through "
+                 "easyedit_detox's own entry points (its DINM as alg_name '%s')", PREFERENCE_ENV, OURS_ALIAS)
         return Registration("untouched", policy)
-    native = alg_dict.get(ALG_NAME)
-    if native is apply_fn:
-        return Registration("kept", policy)
     replaced: List[str] = []
-    if native is not None:
-        alg_dict[NATIVE_ALIAS] = native
-        replaced.append(f"ALG_DICT['{ALG_NAME}'] (now ALG_DICT['{NATIVE_ALIAS}'])")
-    alg_dict[ALG_NAME] = apply_fn
-    alg_dict[OURS_ALIAS] = apply_fn
-    values = {"DINMHyperParams": hparams_cls, "apply_dinm_to_model": apply_fn}
-    for name in EXPORTS:
-        current = getattr(module, name, None)
-        if current is not None and current is not values[name]:
-            setattr(module, NATIVE_EXPORT_PREFIX + name, current)
-            replaced.append(f"easyeditor.{name} (now easyeditor.{NATIVE_EXPORT_PREFIX}{name})")
-        setattr(module, name, values[name])
-        exported = getattr(module, "__all__", None)
-        if isinstance(exported, list) and name not in exported:
-            exported.append(name)
+    added = False
+    for method in methods:
+        name = method.alg_name
+        theirs = alg_dict.get(name)
+        if theirs is method.apply_fn:
+            continue
+        added = True
+        if theirs is not None:
+            alg_dict[f"{name}-EasyEdit"] = theirs
+            replaced.append(f"ALG_DICT['{name}'] (now ALG_DICT['{name}-EasyEdit'])")
+        for key in (name, *method.aliases):
+            alg_dict[key] = method.apply_fn
+        values = dict(zip(method.exports, (method.hparams_cls, method.apply_fn)))
+        for export, value in values.items():
+            current = getattr(module, export, None)
+            if current is not None and current is not value:
+                setattr(module, NATIVE_EXPORT_PREFIX + export, current)
+                replaced.append(f"easyeditor.{export} (now easyeditor.{NATIVE_EXPORT_PREFIX}{export})")
+            setattr(module, export, value)
+            exported = getattr(module, "__all__", None)
+            if isinstance(exported, list) and export not in exported:
+                exported.append(export)
     if replaced:
-        LOG.warning("easyedit-detox replaced EasyEdit's DINM: %s. Its DINM follows the paper where EasyEdit's "
-                    "code does not (see the README). To keep EasyEdit's, set %s=easyedit before importing "
-                    "easyedit_detox.", "; ".join(replaced), PREFERENCE_ENV)
+        LOG.warning("easyedit-detox replaced EasyEdit's own methods of the same name: %s. Its DINM follows the "
+                    "paper where EasyEdit's code does not, and its DPO trains with TRL's DPOTrainer (see the "
+                    "README). To keep EasyEdit's, set %s=easyedit before importing easyedit_detox.",
+                    "; ".join(replaced), PREFERENCE_ENV)
         return Registration("replaced", policy, replaced)
-    return Registration("added", policy)
+    return Registration("added" if added else "kept", policy)
+
+
+def our_methods() -> List[OurMethod]:
+    """Every method this package implements, as it registers them with easyeditor."""
+    from easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model
+    from .profs import ProFSHyperParams, apply_profs_to_model
+
+    return [
+        OurMethod(ALG_NAME, apply_dinm_to_model, DINMHyperParams, EXPORTS, aliases=(OURS_ALIAS,)),
+        OurMethod("ProFS", apply_profs_to_model, ProFSHyperParams, ("ProFSHyperParams", "apply_profs_to_model")),
+    ]
+
+
+# Our methods that take many requests in one call: easyeditor's BatchEditor lets `BaseEditor.batch_edit` run them.
+BATCHABLE = ("ProFS",)
+
+
+def allow_batch_edit(batch_editor) -> None:
+    """Make easyeditor's `BatchEditor.is_batchable_method` accept BATCHABLE too (idempotent)."""
+    current = batch_editor.__dict__.get("is_batchable_method")
+    check = getattr(current, "__func__", current)
+    if getattr(check, "easyedit_detox", False):
+        return
+
+    def is_batchable_method(alg_name: str):
+        return alg_name in BATCHABLE or check(alg_name)
+
+    is_batchable_method.easyedit_detox = True
+    batch_editor.is_batchable_method = staticmethod(is_batchable_method)
 
 
 def register(prefer: Optional[str] = None) -> Registration:
-    """Register this package's DINM with the installed easyeditor (idempotent); returns what happened."""
+    """Register this package's methods with the installed easyeditor (idempotent); returns what happened."""
     import easyedit_detox
 
-    from easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model
     from easyedit_detox.dinm.hparams import join_easyedit_base
     from easyedit_detox.easyedit.upstream import alg_dict, easyeditor, hyperparams_base
 
-    join_easyedit_base(DINMHyperParams, hyperparams_base())
-    result = register_into(alg_dict(), easyeditor(), apply_dinm_to_model, DINMHyperParams, prefer)
+    methods = our_methods()
+    for method in methods:
+        join_easyedit_base(method.hparams_cls, hyperparams_base())
+    result = register_methods_into(alg_dict(), easyeditor(), methods, prefer)
+    if result.status != "untouched":
+        from easyeditor.editors.batch_editor import BatchEditor
+
+        allow_batch_edit(BatchEditor)
     first = vars(easyedit_detox).get("REGISTRATION")  # not the attribute: reading that would register
     if first is None or result.status != "kept":
         easyedit_detox.REGISTRATION = result
