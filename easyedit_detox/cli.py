@@ -61,6 +61,13 @@ def _add_model_overrides(parser) -> None:
                                          "(refused with model_parallel: true)")
 
 
+def _add_training(parser, help_text: str) -> None:
+    parser.add_argument("--train", metavar="FILE", help=help_text)
+    parser.add_argument("--train-limit", type=_positive, metavar="N", help="with --train: its first N records")
+    parser.add_argument("--train-cases", type=_case_ids, metavar="IDS",
+                        help="with --train: only these record ids of FILE, e.g. 0,1,2,3")
+
+
 def _add_evaluate(sub) -> None:
     from easyedit_detox.evaluation.probes import GENERAL_PROBES  # light: plain-data modules only
 
@@ -101,6 +108,8 @@ def _add_evaluate(sub) -> None:
                     help="keep every edit: each case's edit starts from the model the previous ones left")
     ev.add_argument("--checkpoint-every", type=_non_negative, default=0,
                     help="with --sequential: answer every case's inputs after each T edits (default: at the end)")
+    _add_training(ev, "the global protocol: detoxify the model once from the records of FILE (SafeEdit format, e.g. "
+                      "SafeEdit's train split), then answer every evaluated case with that one model")
     ev.add_argument("--cache", help="vanilla-response cache folder (default ~/.cache/easyedit_detox)")
     ev.add_argument("--no-cache", action="store_true", help="generate every vanilla response afresh")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -129,9 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = sub.add_parser("apply", help="detoxify and keep: edits one after another, then save the model and/or a patch")
     ap.add_argument("--hparams", required=True, help="EasyEdit hparams YAML of the method")
-    ap.add_argument("--data", required=True, help="SafeEdit JSON file whose records to edit with")
+    ap.add_argument("--data", help="SafeEdit JSON file whose records to edit with, one after another")
     ap.add_argument("--cases", type=_case_ids, help="record ids to edit with, in order, e.g. 0,3,7")
     ap.add_argument("--limit", type=_positive, help="the first N records")
+    _add_training(ap, "instead of --data: detoxify once from the records of FILE, as `evaluate --train` does "
+                      "(the global protocol), and ship that model")
     ap.add_argument("--save", metavar="DIR", help="write the edited model as a Hugging Face folder")
     ap.add_argument("--patch", metavar="FILE", help="write only the changed tensors (safetensors, with metadata)")
     ap.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="dtype to load the model in")

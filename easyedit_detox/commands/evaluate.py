@@ -14,7 +14,8 @@ from easyedit_detox.evaluation.judges import get_judge
 from easyedit_detox.evaluation.probes import GENERAL_PROBES
 from easyedit_detox.evaluation.runner import Evaluation, EvaluationSettings, generation_defaults, select_cases
 from easyedit_detox.methods.hparams import apply_overrides, load_hparams
-from easyedit_detox.methods.registry import refuse_unsupported
+from easyedit_detox.evaluation.training import TrainingSet, check_disjoint
+from easyedit_detox.methods.registry import adapter_for, refuse_unsupported
 from easyedit_detox.report.tables import summary_markdown
 
 
@@ -32,13 +33,21 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
         if settings.sequential:
             raise UserError("--easyedit-metrics writes EasyEdit's per-case all_metrics list; a --sequential run has "
                             "no per-case post-edit responses: drop one of the two")
-    refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
+    alg_name = str(read_yaml(hparams_path).get("alg_name"))
+    refuse_unsupported(alg_name)  # before anything is loaded
+    if settings.train is not None:
+        if settings.sequential:
+            raise UserError("--train detoxifies once from a training file; --sequential edits case after case: "
+                            "drop one of the two")
+        adapter_for(alg_name).refuse_global()
     hparams = load_hparams(hparams_path)
     overrides = apply_overrides(hparams, model=model_dir, device=device)
     if overrides:
         settings = dataclasses.replace(settings, overrides=overrides)
     dataset = SafeEditDataset(data_path, limit=limit)
     cases = select_cases(dataset, case_ids)
+    if settings.train is not None:
+        check_disjoint(settings.train.cases(), cases)  # before the model is loaded
     judge = get_judge(judge)
     default_length, default_output = generation_defaults(hparams)
     generation = GenerationSettings(max_length or default_length, max_output_length or default_output,
@@ -52,6 +61,16 @@ def evaluate_from_files(hparams_path: str, data_path: str, out_dir: str, judge: 
     return summary
 
 
+def training_set(args) -> Optional[TrainingSet]:
+    """The --train records the command line names (None without --train)."""
+    if args.train is None:
+        for flag, value in (("--train-limit", args.train_limit), ("--train-cases", args.train_cases)):
+            if value is not None:
+                raise UserError(f"{flag} selects records of the --train file; add --train FILE, or drop {flag}")
+        return None
+    return TrainingSet(args.train, limit=args.train_limit, case_ids=args.train_cases)
+
+
 def run(args) -> int:
     """Run the command from parsed arguments; returns the exit status."""
     options = {}
@@ -62,6 +81,7 @@ def run(args) -> int:
                 options[key] = getattr(args, key)
     if args.refusal_judge:
         options["refusal_judge"] = args.refusal_judge
+    train = training_set(args)
     if args.checkpoint_every and not args.sequential:
         raise UserError(f"--checkpoint-every {args.checkpoint_every} answers the cases between sequential edits; "
                         "add --sequential, or drop --checkpoint-every")
@@ -70,7 +90,7 @@ def run(args) -> int:
                                   protocol=args.generation, prompt_format=args.prompt_format,
                                   general_cases=args.general_cases,
                                   general_items=args.general_items, general_options=options,
-                                  sequential=args.sequential, checkpoint_every=args.checkpoint_every)
+                                  sequential=args.sequential, checkpoint_every=args.checkpoint_every, train=train)
     summary = evaluate_from_files(args.hparams, args.data, args.out, judge=args.judge, limit=args.limit,
                                   case_ids=args.cases, dtype=args.dtype, max_length=args.max_length,
                                   max_output_length=args.max_output_length, settings=settings,

@@ -19,6 +19,7 @@ from easyedit_detox.core.files import write_atomically
 CASES_FILE = "cases.jsonl"
 GENERAL_FILE = "general.jsonl"
 SEQUENTIAL_FILE = "sequential.jsonl"
+DETOXIFIED_FILE = "detoxified.json"  # the global protocol's edit: its weights' digest, for resuming
 SUMMARY_FILE = "summary.json"
 SUMMARY_MD = "summary.md"
 RUN_FILE = "run.json"

@@ -39,15 +39,16 @@ from .generation import Generation, GenerationSettings
 from .generators import Generator
 from .judges import Judge, get_judge
 from .probes import GENERAL_PROBES, PROBES, Item, ProbeContext, State, general_line
-from .probes.base import VANILLA
+from .probes.base import DETOXIFIED, VANILLA
 from .probes.safeedit import NAME as SAFEEDIT, SafeEditProbe, case_line
-from .results import (CASES_FILE, GENERAL_FILE, SEQUENTIAL_FILE, ResultsFolder, marker_path, read_lines,
+from .results import (CASES_FILE, DETOXIFIED_FILE, GENERAL_FILE, SEQUENTIAL_FILE, ResultsFolder, marker_path, read_lines,
                       read_marker, write_text)
 from .rowwise import RowwiseEdits, edited_modules
 from .settings import (PROTOCOLS, RUNTIME_KEYS, TIME_PHASES, EvaluationSettings, generation_defaults, select_cases,
                        spread)
 from .summary import SummaryWriting
 from .tally import GeneralTally, SafeEditTally, checkpoint_scores
+from .training import check_disjoint
 
 LOG = logging.getLogger(__name__)
 
@@ -99,12 +100,20 @@ class Evaluation(SummaryWriting):
         # Wall seconds of this process per phase; a resumed run adds them to what summary.json already held.
         self.timings = {phase: 0.0 for phase in TIME_PHASES}
         self.earlier_time: Optional[Dict[str, float]] = {}
+        self.train_cases: List[SafeEditCase] = []
+        self.detoxified: Optional[Dict[str, Any]] = None  # the global protocol's edit (detoxified.json)
 
     def prepare(self, cases: Sequence[SafeEditCase]) -> None:
         """Build the general probes for `cases`, open (or resume) the results folder and the cache."""
         s = self.settings
         self.general_ids = self._general_case_ids(cases)
         held = [c.case_id for c in cases] if s.sequential else self.general_ids
+        if s.train is not None:
+            self.train_cases = s.train.cases()
+            check_disjoint(self.train_cases, cases)
+            # The benign prompts stay clear of what the model was trained on, where that is the evaluated file.
+            same_file = os.path.abspath(s.train.path) == os.path.abspath(self.dataset.path)
+            held = [c.case_id for c in self.train_cases] if same_file else []
         # Benign prompts may come from any record of the file, also beyond --limit.
         pool = list(SafeEditDataset(self.dataset.path)) if s.general_cases > 0 else []
         context = ProbeContext(cases=pool, max_length=self.gen.max_length, tokenizer=self.tok,
@@ -118,11 +127,13 @@ class Evaluation(SummaryWriting):
             "data": os.path.abspath(self.dataset.path), "data_sha256": file_digest(self.dataset.path),
             "judge": self.judge.name, "suffix": self.suffix, "prompt_format": self.format.name,
             "generation": self.generation_info(),
-            "hparams": hparams_dict(self.hparams, RUNTIME_KEYS), "mode": "sequential" if s.sequential else "per-case",
+            "hparams": hparams_dict(self.hparams, RUNTIME_KEYS), "mode": self.protocol_name,
             "general": self.general_info(), "case_ids": [c.case_id for c in cases],
         }
         if s.sequential:
             self.run_info["checkpoint_every"] = s.checkpoint_every
+        if s.train is not None:
+            self.run_info["train"] = s.train.describe(self.train_cases)
         if s.overrides:  # only when given, so folders written before overrides existed still resume
             self.run_info["overrides"] = dict(s.overrides)
         suffix = "" if self.world == 1 else f".rank{self.rank}"
@@ -159,7 +170,8 @@ class Evaluation(SummaryWriting):
         if not self.general:
             return {}
         return {"cases": self.settings.general_cases, "items": self.settings.general_items,
-                "states": list(self.general_ids) if not self.settings.sequential else "checkpoints",
+                "states": ("checkpoints" if self.settings.sequential else [DETOXIFIED] if self.settings.train is not None
+                           else list(self.general_ids)),
                 "probes": {p.name: p.describe() for p in self.general}}
 
     # -- generation ----------------------------------------------------------------------------------
@@ -250,7 +262,15 @@ class Evaluation(SummaryWriting):
                              vanilla_digests=self.vanilla_digests, progress=self.settings.progress)
         if self.settings.sequential:
             return self._run_sequential(list(cases))
+        if self.settings.train is not None:
+            return self._run_global(list(cases))
         return self._run_per_case(list(cases))
+
+    @property
+    def protocol_name(self) -> str:
+        """'per-case' (each case edited from the vanilla model), 'sequential' or 'global' (--train)."""
+        s = self.settings
+        return "sequential" if s.sequential else "global" if s.train is not None else "per-case"
 
     def write_easyedit_metrics(self, path: str) -> int:
         """Write the finished cases as EasyEdit-git's SafetyEditor `all_metrics` list (JSON); returns how many."""
@@ -362,6 +382,89 @@ class Evaluation(SummaryWriting):
                 answered[k] = (state, items, gens[start:start + len(items)])
                 start += len(items)
         return [(answered[k], infos[k]) for k in range(len(group))]
+
+    # -- the global protocol ---------------------------------------------------------------------------
+    def _run_global(self, cases: List[SafeEditCase]) -> Optional[Dict[str, Any]]:
+        """Detoxify once from the training records, answer every case with that one model, restore the model."""
+        if self.world != 1:
+            raise UserError("--train detoxifies one model and answers every case with it, in one process; start it "
+                            "without torchrun")
+        self.method.adapter.refuse_global()
+        done_rows = self.folder.read(CASES_FILE)
+        done_ids = {row["case_id"] for row in done_rows}
+        general_rows = self.folder.read(GENERAL_FILE)
+        todo = [c for c in cases if c.case_id not in done_ids]
+        tally = SafeEditTally()
+        for row in done_rows:
+            tally.add(row)
+        general = self._general_tally()
+        for row in general_rows:
+            general.add(row)
+        needs_general = {label: bool(self.general) and not any(r["state"] == label for r in general_rows)
+                         for label in (VANILLA, DETOXIFIED)}
+        vanilla_sides: Dict[int, Dict] = {}
+        if todo or needs_general[VANILLA]:
+            state = State(VANILLA, tuple(todo), None, general=needs_general[VANILLA])
+            items, gens = self._answer_vanilla(state)
+            vanilla_sides = self._safeedit_sides(state, items, gens)
+            self.folder.append(GENERAL_FILE, lines := self._general_lines(state, items, gens))
+            for line in lines:
+                general.add(line)
+        if not todo and not needs_general[DETOXIFIED]:
+            return self.write_summary(tally, general)
+        requests = [self.edit_request(c) for c in self.train_cases]
+        bar = progress_bar(len(requests), f"{self.method.name} detoxifying", "record", enabled=self.settings.progress)
+        try:
+            edit = self.editor.detoxify(requests, on_request=lambda done: bar.update(done - bar.n))
+            bar.close()
+            self.timings["edit"] += edit.info["seconds"]
+            self._check_detoxified(edit)
+            info = {"global": True, "seconds": edit.info["seconds"]}
+            size = max(1, self.settings.cases_per_batch)
+            chunks = [todo[i:i + size] for i in range(0, len(todo), size)] or [[]]
+            answer_bar = progress_bar(len(todo), f"SafeEdit {self.method.name} (global)", "case",
+                                      enabled=self.settings.progress)
+            for k, chunk in enumerate(chunks):
+                # Chunks of cases keep finished answers on disk if the run stops part-way.
+                state = State(DETOXIFIED, tuple(chunk), self.suffix, general=needs_general[DETOXIFIED] and k == 0)
+                items = self._state_items(state)
+                gens = self._generate(self.model, items)
+                sides = self._safeedit_sides(state, items, gens)
+                lines = self._general_lines(state, items, gens)
+                self.folder.append(GENERAL_FILE, lines)  # before the case lines, which mark the cases done
+                for line in lines:
+                    general.add(line)
+                rows = [case_line(c, self.method.name, self.judge.name, vanilla_sides[c.case_id], sides[c.case_id],
+                                  info) for c in chunk]
+                self.folder.append(CASES_FILE, rows)
+                for row in rows:
+                    tally.add(row)
+                answer_bar.update(len(chunk))
+                if rows:
+                    self.write_summary(tally, general)
+            answer_bar.close()
+        finally:
+            bar.close()
+            self.editor.restore_all()  # the caller gets the vanilla model back
+        self.editor.verify_all()
+        return self.write_summary(tally, general)
+
+    def _check_detoxified(self, edit) -> None:
+        """Record the detoxified weights' digest (detoxified.json); a resumed run must arrive at the same weights."""
+        path = os.path.join(self.folder.folder, DETOXIFIED_FILE)
+        facts = {"weights": self._kept_digest(), "written": len(edit.written), "edit": edit.info}
+        try:
+            with open(path, encoding="utf-8") as f:
+                earlier = json.load(f)
+        except FileNotFoundError:
+            write_text(path, json.dumps(facts, indent=2, sort_keys=True) + "\n")
+            self.detoxified = facts
+            return
+        if earlier.get("weights") != facts["weights"]:
+            raise UserError(f"resuming {self.folder.folder}: detoxifying again from the same records gave other "
+                            "weights than the interrupted run (the method is not deterministic here); delete the "
+                            "folder to start over")
+        self.detoxified = earlier
 
     # -- sequential edits ----------------------------------------------------------------------------
     def _run_sequential(self, cases: List[SafeEditCase]) -> Optional[Dict[str, Any]]:

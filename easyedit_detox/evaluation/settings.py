@@ -47,9 +47,11 @@ class EvaluationSettings:
     sequential: bool = False
     checkpoint_every: int = 0  # sequential: answer after every T edits (0: only at the end)
     overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # --model/--device over the hparams' own
+    train: Optional[Any] = None  # a training.TrainingSet: the global protocol (detoxify once, then answer every case)
 
 
-def select_cases(dataset: SafeEditDataset, case_ids: Optional[Sequence[int]] = None) -> List[SafeEditCase]:
+def select_cases(dataset: SafeEditDataset, case_ids: Optional[Sequence[int]] = None,
+                 option: str = "--cases") -> List[SafeEditCase]:
     """The dataset's cases, or those whose record ids are in `case_ids` (in dataset order)."""
     cases = list(dataset)
     if case_ids is None:
@@ -57,7 +59,7 @@ def select_cases(dataset: SafeEditDataset, case_ids: Optional[Sequence[int]] = N
     known = {c.case_id for c in cases}
     missing = [i for i in case_ids if i not in known]
     if missing:
-        raise UserError(f"--cases names id(s) {missing} that {dataset.path!r} does not hold "
+        raise UserError(f"{option} names id(s) {missing} that {dataset.path!r} does not hold "
                         f"(within --limit); ids there run from {min(known)} to {max(known)}")
     wanted = set(case_ids)
     return [c for c in cases if c.case_id in wanted]

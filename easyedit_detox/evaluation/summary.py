@@ -27,7 +27,9 @@ class SummaryWriting:
                 "generation": self.generation_info(), "suffix_system_prompt": self.suffix,
                 "prompt_format": self.format.name,
                 "dtype": str(next(self.model.parameters()).dtype), "fluency_tokenizer": word_tokenizer_name(),
-                "degenerate_rule": DEGENERATION_RULE, "general": self.general_info()}
+                "degenerate_rule": DEGENERATION_RULE, "general": self.general_info(), "protocol": self.protocol_name,
+                **({"train": {**self.run_info["train"], **({"edit": self.detoxified["edit"]} if self.detoxified else {})}}
+                   if "train" in self.run_info else {})}
 
     def _earlier_time(self) -> Optional[Dict[str, float]]:
         """The phase seconds earlier processes of this run recorded in summary.json; None when they did not say."""
@@ -100,6 +102,10 @@ class SummaryWriting:
         header = (f"# SafeEdit: {self.method.name} on {self.model_label}\n\n"
                   f"Data: `{self.run_info['data']}` ({summary['n_cases']} cases). Judge: `{self.judge.name}`. "
                   f"Generation: {self.settings.protocol}. Prompt format: {self.format.name}. Fluency words: {summary['fluency_tokenizer']}.")
+        train = summary.get("train")
+        if train:
+            header += (f"\n\nGlobal protocol: detoxified once from {train['records']} records of `{train['data']}` "
+                       f"(sha256 {train['data_sha256']}), then every case answered by that model.")
         t = summary.get("time")
         if t:
             header += (f"\n\nWall time: {t['total_seconds']:.0f} s ({t['seconds_per_case']:.1f} s per case): "

@@ -28,9 +28,9 @@ class Difference:
 
 def run_names(summaries: Sequence[Mapping[str, Any]]) -> List[str]:
     """A short distinct name per run: its method, with the model and a number where needed."""
-    names = [s["method"] for s in summaries]
+    names = [method_label(s) for s in summaries]
     if len(set(names)) < len(names):
-        names = [f"{s['method']} ({s['model']})" for s in summaries]
+        names = [f"{method_label(s)} ({s['model']})" for s in summaries]
     if len(set(names)) < len(names):
         names = [f"{name} #{i + 1}" for i, name in enumerate(names)]
     return names
@@ -93,6 +93,11 @@ def check_comparable(summaries: Sequence[Mapping[str, Any]],
         values = [s.get(field) for s in summaries]
         if field == "prompt_format":
             values = [prompt_format_of(s) for s in summaries]
+        if field == "protocol":
+            # Per-case and sequential runs both edit with the evaluated cases and share a table (and the sequential
+            # curve); a global run's model was trained on other records.
+            values = ["global (--train)" if protocol_of(s) == "global" else "edits from the evaluated cases"
+                      for s in summaries]
         if field == "case_ids":
             # Metrics are means over cases: the same cases in another order give the same numbers.
             values = [None if v is None else sorted(v) for v in values]
@@ -136,6 +141,16 @@ def _scoring_differences(summaries: Sequence[Mapping[str, Any]], labels: Sequenc
         if found:
             out.append(found)
     return out
+
+
+def method_label(summary: Mapping[str, Any]) -> str:
+    """The run's method, marked "(global)" under the global protocol: per case and global are different runs."""
+    return summary["method"] + (" (global)" if protocol_of(summary) == "global" else "")
+
+
+def protocol_of(summary: Mapping[str, Any]) -> str:
+    """'per-case', 'sequential' or 'global'; runs written before the field existed were per case or sequential."""
+    return summary.get("protocol") or ("sequential" if summary.get("sequential") else "per-case")
 
 
 def prompt_format_of(summary: Mapping[str, Any]) -> str:

@@ -32,7 +32,7 @@ KNOWN_EXTRA_METRICS = ("KQA", "CSum", "OverRefusal", "Degenerate", "DS_strict", 
 #: Metrics on a 0-100 scale, which the bar plot sets side by side (Fluency is n-gram entropy).
 PERCENT_METRICS = tuple(k for k in TABLE_METRICS if k != "Fluency") + KNOWN_EXTRA_METRICS
 #: The fields runs must share to be compared.
-COMPARED_FIELDS = ("data_sha256", "judge", "prompt_format", "generation", "case_ids")
+COMPARED_FIELDS = ("data_sha256", "judge", "prompt_format", "protocol", "generation", "case_ids")
 #: `generation` entries that change how fast responses come, not which: ignored by the check.
 GENERATION_KEYS_NOT_AFFECTING_RESPONSES = frozenset({"batch_size", "cases_per_batch"})
 

@@ -6,7 +6,7 @@ import csv as csv_module
 import io
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
-from .comparability import Difference, check_comparable, prompt_format_of
+from .comparability import Difference, check_comparable, method_label, prompt_format_of
 from .summaries import ARROW, KNOWN_EXTRA_METRICS, MISSING, PLUS_MINUS, SIDES, STDERR_SUFFIX, TABLE_METRICS, UNKNOWN
 
 
@@ -89,7 +89,7 @@ def comparison_markdown(summaries: Sequence[Mapping[str, Any]], labels: Sequence
         "| " + " | ".join(["---"] * 3 + ["---:"] * len(metrics)) + " |",
     ]
     for label, s in zip(labels, summaries):
-        lines.append(markdown_row([label, s["method"], s["model"], *(_pre_post(s, k) for k in metrics)]))
+        lines.append(markdown_row([label, method_label(s), s["model"], *(_pre_post(s, k) for k in metrics)]))
     lines += ["", f"Each metric cell: vanilla model (pre) {ARROW} edited model (post); {MISSING}: not measured. "
                   "DS and DG_* are defense success rates in % (higher is safer); Fluency is n-gram entropy."
               + (f" {PLUS_MINUS}: standard error of the mean over cases (responses for Degenerate, items for the "
@@ -109,7 +109,8 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     """One run's summary as a Markdown table: a row per metric, columns pre, post and change."""
     lines = [
         f"method: {summary['method']} | model: {summary['model']} | judge: {summary['judge']} "
-        f"| prompt format: {prompt_format_of(summary)} | cases: {summary['n_cases']}",
+        f"| prompt format: {prompt_format_of(summary)} | cases: {summary['n_cases']}"
+        + (f" | global protocol: trained on {summary['train']['records']} records" if summary.get("train") else ""),
         "",
         "| metric | pre | post | change |",
         "| --- | ---: | ---: | ---: |",
@@ -155,7 +156,7 @@ def latex_table(summaries: Sequence[Mapping[str, Any]]) -> str:
         "\\midrule",
     ]
     for s in summaries:
-        cells = [latex_escape(s["method"])] + ([latex_escape(s["model"])] if with_model else [])
+        cells = [latex_escape(method_label(s))] + ([latex_escape(s["model"])] if with_model else [])
         cells += [_pre_post(s, k, arrow="$\\rightarrow$", missing="--", pm="$\\pm$") for k in metrics]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]

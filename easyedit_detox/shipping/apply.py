@@ -84,21 +84,28 @@ def _load_state(json_path: str, tensors_path: str, identity) -> Optional[Dict[st
 def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Sequence[int]] = None,
                      limit: Optional[int] = None, save: Optional[str] = None, patch: Optional[str] = None,
                      dtype: str = "float32", progress: bool = True, prompt_format: str = "raw",
-                     model_dir: Optional[str] = None, device: Optional[str] = None) -> str:
-    """The `apply` command; returns what it wrote, in one paragraph."""
+                     model_dir: Optional[str] = None, device: Optional[str] = None, detoxify: bool = False) -> str:
+    """The `apply` command; returns what it wrote, in one paragraph.
+
+    `detoxify`: the global protocol, one edit made from all the records at once (in one call where the
+    method takes them together), instead of one kept edit per record.
+    """
     from easyedit_detox.methods.hparams import apply_overrides, hparams_dict, load_hparams
     from easyedit_detox.core.files import read_yaml
     from easyedit_detox.easyedit.loading import load_model_and_tokenizer
     from easyedit_detox.data.safeedit import SafeEditDataset
     from easyedit_detox.evaluation.formats import PromptFormat
     from easyedit_detox.evaluation.runner import select_cases
-    from easyedit_detox.methods.registry import refuse_unsupported, resolve_method
+    from easyedit_detox.methods.registry import adapter_for, refuse_unsupported, resolve_method
     from .patches import make_patch
     from .save import check_out_dir, package_version, save_model
 
     if not save and not patch:
         raise UserError("apply needs --save DIR (a Hugging Face model folder) and/or --patch FILE (the changed tensors)")
-    refuse_unsupported(str(read_yaml(hparams_path).get("alg_name")))  # before anything is loaded
+    alg_name = str(read_yaml(hparams_path).get("alg_name"))
+    refuse_unsupported(alg_name)  # before anything is loaded
+    if detoxify:
+        adapter_for(alg_name).refuse_global()
     hparams = load_hparams(hparams_path)
     apply_overrides(hparams, model=model_dir, device=device)  # the patch's metadata then names the checkpoint used
     if save:
@@ -114,6 +121,8 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
     base_digests = digests(model)
     base = combined_digest(base_digests)
     identity = _identity(hparams_path, data_path, [c.case_id for c in cases], dtype, base, fmt.name)
+    if detoxify:
+        identity["protocol"] = "global"
     json_path, tensors_path = _state_paths(os.path.abspath(save or patch))
 
     from easyedit_detox.methods.session import UndoSession
@@ -132,7 +141,18 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
         edits.append({"case_id": cases[k].case_id, **edit.info})
         _save_state(json_path, tensors_path, identity, k + 1, edits, model, list(editor.kept_originals))
 
-    apply_edits(model, tok, hparams, requests, progress=progress, start=start, after_edit=after_edit, editor=editor)
+    if detoxify:
+        if state is None:  # a finished detoxification left its state: nothing to redo
+            bar = progress_bar(len(requests), f"{method.name} detoxifying", "record", enabled=progress)
+            try:
+                edit = editor.detoxify(requests, on_request=lambda done: bar.update(done - bar.n))
+            finally:
+                bar.close()
+            edits = [{"case_ids": [c.case_id for c in cases], **edit.info}]
+            _save_state(json_path, tensors_path, identity, len(requests), edits, model, list(editor.kept_originals))
+    else:
+        apply_edits(model, tok, hparams, requests, progress=progress, start=start, after_edit=after_edit,
+                    editor=editor)
     changed = editor.kept_originals
     params = dict(model.named_parameters())
     written = []
@@ -148,5 +168,7 @@ def apply_from_files(hparams_path: str, data_path: str, case_ids: Optional[Seque
     for path in (json_path, tensors_path):
         if os.path.exists(path):
             os.unlink(path)
-    return (f"{method.name}: {len(requests)} edit(s) applied one after another (records "
-            f"{[c.case_id for c in cases]}), {len(changed)} tensor(s) changed; wrote {' and '.join(written)}")
+    ids = [c.case_id for c in cases]
+    how = (f"detoxified once from {len(requests)} records {ids}" if detoxify
+           else f"{len(requests)} edit(s) applied one after another (records {ids})")
+    return f"{method.name}: {how}, {len(changed)} tensor(s) changed; wrote {' and '.join(written)}"

@@ -21,6 +21,8 @@ from easyedit_detox.data.safeedit import SafeEditCase
 from ..generation_types import Generation, Prompt
 
 VANILLA = "vanilla"
+# The one edited state of the global protocol (evaluate --train): the model detoxified from the training records.
+DETOXIFIED = "detoxified"
 
 
 @dataclass(frozen=True)
