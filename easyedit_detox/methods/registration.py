@@ -124,16 +124,20 @@ def register_methods_into(alg_dict: MutableMapping, module, methods: List[OurMet
 def our_methods() -> List[OurMethod]:
     """Every method this package implements, as it registers them with easyeditor."""
     from easyedit_detox.dinm import DINMHyperParams, apply_dinm_to_model
+    from .dpo import DPOHyperParams, apply_dpo_to_model
     from .profs import ProFSHyperParams, apply_profs_to_model
+    from .sft import SFTHyperParams, apply_sft_to_model
 
     return [
         OurMethod(ALG_NAME, apply_dinm_to_model, DINMHyperParams, EXPORTS, aliases=(OURS_ALIAS,)),
         OurMethod("ProFS", apply_profs_to_model, ProFSHyperParams, ("ProFSHyperParams", "apply_profs_to_model")),
+        OurMethod("SFT", apply_sft_to_model, SFTHyperParams, ("SFTHyperParams", "apply_sft_to_model")),
+        OurMethod("DPO", apply_dpo_to_model, DPOHyperParams, ("DPOHyperParams", "apply_dpo_to_model")),
     ]
 
 
 # Our methods that take many requests in one call: easyeditor's BatchEditor lets `BaseEditor.batch_edit` run them.
-BATCHABLE = ("ProFS",)
+BATCHABLE = ("ProFS", "SFT", "DPO")
 
 
 def allow_batch_edit(batch_editor) -> None:

@@ -14,7 +14,7 @@ from easyedit_detox.core.errors import HyperParamsError
 from .base import ADAPTERS, MethodAdapter
 
 # Imported for their registrations (one adapter each; others.py: the rest of easyeditor's ALG_DICT).
-from . import dinm, dinm_easyedit, ft, grace, lora, mend, others, profs, wise  # noqa: F401,E402
+from . import dinm, dinm_easyedit, dpo, ft, grace, lora, mend, others, profs, sft, wise  # noqa: F401,E402
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ class UndoSession:
             if hasattr(edited_model, "merge_and_unload") and edited_model is not self.model:
                 edited_model.merge_and_unload()
             state.restore()
-            written, added, removed = changed_since(self.model, before)
+            written, added, removed = _changed(self.model, before, outcome[1])
             written = sorted(set(written) | set(adapted))
             if added or removed:
                 raise EditNotUndone(f"method {self.method.name!r} changed the model's structure ({(added + removed)[:4]}) "
@@ -217,7 +217,7 @@ class UndoSession:
 
     def _describe(self, outcome, before, copies) -> Edit:
         edited_model, weights_copy, info = outcome
-        written, added, removed = changed_since(self.model, before)
+        written, added, removed = _changed(self.model, before, weights_copy)
         in_place = edited_model is self.model and not added and not removed
         return Edit(edited_model, written, in_place, info, _originals(written, copies, weights_copy))
 
@@ -243,7 +243,7 @@ class UndoSession:
             except Exception as exc:  # keep undoing the rest; reported below
                 problems.append(f"its own undo failed ({type(exc).__name__}: {exc})")
         state.restore()
-        written, added, removed = changed_since(self.model, before)
+        written, added, removed = _changed(self.model, before, weights_copy)
         if added or removed:
             problems.append(f"parameters appeared or vanished: {(added + removed)[:4]}")
         originals = _originals(written, copies, weights_copy)
@@ -267,6 +267,16 @@ class UndoSession:
         if wrong:
             raise EditNotUndone(f"method {self.method.name!r}: after the edit was undone, {wrong[:4]} still differ from "
                                 "the model before the edit; the evaluation stops so later cases are not contaminated")
+
+
+def _changed(model, before, weights_copy):
+    """(written, added, removed) since `before`: the version counters' writes plus every tensor the method says it
+    wrote (its originals): a trainer's optimizer may write through `.data`, which no counter sees."""
+    written, added, removed = changed_since(model, before)
+    if isinstance(weights_copy, dict):
+        params = dict(model.named_parameters())
+        written = sorted(set(written) | {n for n in weights_copy if n in params})
+    return written, added, removed
 
 
 def _originals(written: List[str], copies: Dict[str, torch.Tensor], weights_copy) -> Dict[str, torch.Tensor]:
