@@ -57,7 +57,7 @@ $(GIT_STAMP): setup.cfg constraints-git.txt pyproject.toml $(wildcard $(EASYEDIT
 	$(GIT_BIN)/python -c 'from easyedit_detox.easyedit import upstream as u; import importlib.metadata as md; \
 		assert u.flavour() == u.GIT, "easyeditor is not EasyEdit from git"; m = u.easyeditor(); \
 		print("environment ok: easyeditor (git) from", m.__path__[0] + ",", \
-		", ".join(n + " " + md.version(n) for n in ("torch", "transformers", "peft", "accelerate", "nltk")))'
+		", ".join(n + " " + md.version(n) for n in ("torch", "transformers", "peft", "accelerate", "nltk", "trl")))'
 	touch $(GIT_STAMP)
 
 ifneq ($(if $(strip $(EASYEDIT_GIT)),$(wildcard $(EASYEDIT_GIT)/.)),)

@@ -9,8 +9,12 @@ def main() -> int:
     """Import the package (which imports easyeditor) and report the versions that matter."""
     logging.disable(logging.WARNING)
     import easyedit_detox  # noqa: F401  (raises an install hint when easyeditor cannot import)
+    from easyedit_detox.methods.trl_training import trl
 
-    names = ("torch", "transformers", "easyeditor", "peft", "accelerate", "nltk")
+    trl()  # SFT and DPO: an install hint when TRL is missing or does not import beside this transformers
+    from trl import DPOTrainer, SFTTrainer  # noqa: F401
+
+    names = ("torch", "transformers", "easyeditor", "peft", "accelerate", "nltk", "trl")
     def version(name):
         try:
             return md.version(name)
