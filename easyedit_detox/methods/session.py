@@ -190,12 +190,16 @@ class UndoSession:
         hparams = adapter.prepare_hparams(self.call_hparams, self.model, self.tok, requests[0], self.device,
                                           self.memo)
         report: Dict[str, Any] = {}
-        bar, on_step = None, None
+        bar = None
         if adapter.ours and self.progress:
             from easyedit_detox.core.progress import progress_bar
 
             bar = progress_bar(getattr(hparams, "num_steps", None), f"{self.method.name} edit", "step", leave=False)
-            on_step = lambda step, loss: (bar.update(1), bar.set_postfix_str(f"loss {loss:.4f}"))  # noqa: E731
+
+        def on_step(step, loss):
+            bar.update(1)
+            if loss == loss:  # a trainer that logs no loss per step reports NaN
+                bar.set_postfix_str(f"loss {loss:.4f}")
         started = time.perf_counter()
         # easyeditor print()s every step; keep stdout for results and progress bars (this thread's prints only).
         chatter = io.StringIO()
@@ -203,9 +207,10 @@ class UndoSession:
             with self._seeded(), on_device(self.device), adapter.compat(hparams, len(requests)), \
                     captured_stdout() as chatter:
                 apply_fn = adapter.bind(self.method.apply_fn, self.model, self.tok, hparams)
-                edited_model, weights_copy = apply_fn(self.model, self.tok, [adapter.adapt_request(r) for r in requests],
-                                                      hparams, copy=False, return_orig_weights=True,
-                                                      keep_original_weight=True, **adapter.call_kwargs(report, on_step))
+                adapted = [adapter.adapt_request(r) for r in requests]
+                extra = adapter.call_kwargs(report, on_step if bar is not None else None)
+                edited_model, weights_copy = apply_fn(self.model, self.tok, adapted, hparams, copy=False,
+                                                      return_orig_weights=True, keep_original_weight=True, **extra)
         finally:
             if bar is not None:
                 bar.close()
