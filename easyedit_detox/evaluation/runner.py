@@ -298,23 +298,10 @@ class Evaluation(SummaryWriting):
         LOG.info("%d case(s) to run, %d already in %s", len(todo), len(done_ids), self.folder.folder)
 
         general_rows = own_general if self.world == 1 else self._all_rows(GENERAL_FILE)
-        tally = SafeEditTally()
-        for row in own_cases:
-            tally.add(row)
-        general = self._general_tally()
-        for row in own_general:
-            general.add(row)
+        tally, general = self._tallies(own_cases, own_general)
         needs_general_vanilla = bool(self.general) and self.rank == 0 and not any(
             r["state"] == VANILLA for r in general_rows)
-        vanilla_sides: Dict[int, Dict] = {}
-        if todo or needs_general_vanilla:
-            state = State(VANILLA, tuple(todo), None, general=needs_general_vanilla, excluded_ids=excluded)
-            items, gens = self._answer_vanilla(state)
-            vanilla_sides = self._safeedit_sides(state, items, gens)
-            lines = self._general_lines(state, items, gens)
-            self.folder.append(GENERAL_FILE, lines)
-            for line in lines:
-                general.add(line)
+        vanilla_sides = self._vanilla_pass(todo, needs_general_vanilla, excluded, general)
 
         bar = progress_bar(len(todo), f"SafeEdit {self.method.name}", "case", enabled=self.settings.progress)
         try:
@@ -346,6 +333,28 @@ class Evaluation(SummaryWriting):
         if self.world == 1:
             return self.write_summary(tally, general)
         return self._finish_distributed()
+
+    def _tallies(self, case_rows, general_rows) -> Tuple[SafeEditTally, GeneralTally]:
+        """Running totals holding the lines already written (a resumed run's)."""
+        tally, general = SafeEditTally(), self._general_tally()
+        for row in case_rows:
+            tally.add(row)
+        for row in general_rows:
+            general.add(row)
+        return tally, general
+
+    def _vanilla_pass(self, todo: Sequence[SafeEditCase], with_general: bool, excluded: Tuple[int, ...],
+                      general: GeneralTally) -> Dict[int, Dict]:
+        """The vanilla model's answers to `todo` (and the general probes, written and tallied); the SafeEdit sides."""
+        if not todo and not with_general:
+            return {}
+        state = State(VANILLA, tuple(todo), None, general=with_general, excluded_ids=excluded)
+        items, gens = self._answer_vanilla(state)
+        lines = self._general_lines(state, items, gens)
+        self.folder.append(GENERAL_FILE, lines)
+        for line in lines:
+            general.add(line)
+        return self._safeedit_sides(state, items, gens)
 
     def answers_with_group(self, edit) -> bool:
         """Whether an edited case's answers wait for its group's, generated together with each row under its own
@@ -394,22 +403,10 @@ class Evaluation(SummaryWriting):
         done_ids = {row["case_id"] for row in done_rows}
         general_rows = self.folder.read(GENERAL_FILE)
         todo = [c for c in cases if c.case_id not in done_ids]
-        tally = SafeEditTally()
-        for row in done_rows:
-            tally.add(row)
-        general = self._general_tally()
-        for row in general_rows:
-            general.add(row)
+        tally, general = self._tallies(done_rows, general_rows)
         needs_general = {label: bool(self.general) and not any(r["state"] == label for r in general_rows)
                          for label in (VANILLA, DETOXIFIED)}
-        vanilla_sides: Dict[int, Dict] = {}
-        if todo or needs_general[VANILLA]:
-            state = State(VANILLA, tuple(todo), None, general=needs_general[VANILLA])
-            items, gens = self._answer_vanilla(state)
-            vanilla_sides = self._safeedit_sides(state, items, gens)
-            self.folder.append(GENERAL_FILE, lines := self._general_lines(state, items, gens))
-            for line in lines:
-                general.add(line)
+        vanilla_sides = self._vanilla_pass(todo, needs_general[VANILLA], (), general)
         if not todo and not needs_general[DETOXIFIED]:
             return self.write_summary(tally, general)
         requests = [self.edit_request(c) for c in self.train_cases]

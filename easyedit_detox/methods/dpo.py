@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .base import BATCH, MethodAdapter, register_adapter
-from .trl_training import TrainingHyperParams, apply_with_trl, requests_as_rows, train_in_place, trl
+from .trl_training import TrainingHyperParams, apply_with_trl, train_with_trl, trl
 from .yaml_hparams import is_number
 
 
@@ -39,16 +39,8 @@ def dpo_config(hparams: DPOHyperParams, out_dir: str, device):
 
 def train_dpo(model, tok, requests, hparams: DPOHyperParams, on_step=None):
     """Train `model` in place on the requests' (prompt, target_new chosen, ground_truth rejected) pairs."""
-    from easyedit_detox.core.devices import input_device
-
-    rows = requests_as_rows(requests, {"prompt": "prompt", "chosen": "target_new", "rejected": "ground_truth"})
-
-    def make(model_, dataset, out_dir, callbacks):
-        return trl().DPOTrainer(model=model_, ref_model=None, args=dpo_config(hparams, out_dir, input_device(model_)),
-                                train_dataset=dataset, processing_class=tok, peft_config=hparams.lora_config(),
-                                callbacks=callbacks)
-
-    return train_in_place(model, tok, rows, hparams, make, on_step)
+    columns = {"prompt": "prompt", "chosen": "target_new", "rejected": "ground_truth"}
+    return train_with_trl(model, tok, requests, hparams, columns, "DPOTrainer", dpo_config, on_step)
 
 
 def apply_dpo_to_model(model, tok, requests, hparams: DPOHyperParams, copy: bool = False,

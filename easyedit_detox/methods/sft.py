@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .base import BATCH, MethodAdapter, register_adapter
-from .trl_training import TrainingHyperParams, apply_with_trl, requests_as_rows, train_in_place, trl
+from .trl_training import TrainingHyperParams, apply_with_trl, train_with_trl, trl
 
 
 @dataclass
@@ -30,16 +30,8 @@ def sft_config(hparams: SFTHyperParams, out_dir: str, device):
 
 def train_sft(model, tok, requests, hparams: SFTHyperParams, on_step=None):
     """Fine-tune `model` in place on the requests' (prompt -> target_new) pairs with TRL's SFTTrainer."""
-    from easyedit_detox.core.devices import input_device
-
-    rows = requests_as_rows(requests, {"prompt": "prompt", "completion": "target_new"})
-
-    def make(model_, dataset, out_dir, callbacks):
-        return trl().SFTTrainer(model=model_, args=sft_config(hparams, out_dir, input_device(model_)),
-                                train_dataset=dataset, processing_class=tok, peft_config=hparams.lora_config(),
-                                callbacks=callbacks)
-
-    return train_in_place(model, tok, rows, hparams, make, on_step)
+    return train_with_trl(model, tok, requests, hparams, {"prompt": "prompt", "completion": "target_new"},
+                          "SFTTrainer", sft_config, on_step)
 
 
 def apply_sft_to_model(model, tok, requests, hparams: SFTHyperParams, copy: bool = False,

@@ -194,6 +194,22 @@ def _write(model, originals: Dict[str, torch.Tensor]) -> None:
                 params[name].copy_(value)
 
 
+def train_with_trl(model, tok, requests, hparams: TrainingHyperParams, columns: Dict[str, str], trainer: str,
+                   config: Callable, on_step: Optional[Callable] = None) -> Dict[str, Any]:
+    """Train `model` in place with TRL's `trainer` class (by name) on the requests as `columns` rows, its
+    arguments from `config(hparams, out_dir, device)`; returns train_in_place's report."""
+    from easyedit_detox.core.devices import input_device
+
+    rows = requests_as_rows(requests, columns)
+
+    def make(model_, dataset, out_dir, callbacks):
+        return getattr(trl(), trainer)(model=model_, args=config(hparams, out_dir, input_device(model_)),
+                                       train_dataset=dataset, processing_class=tok,
+                                       peft_config=hparams.lora_config(), callbacks=callbacks)
+
+    return train_in_place(model, tok, rows, hparams, make, on_step)
+
+
 def apply_with_trl(model, tok, requests, hparams: TrainingHyperParams, build: Callable, copy: bool,
                    return_orig_weights: bool, keep_original_weight: bool, kwargs: Dict[str, Any]):
     """EasyEdit's apply-function contract for a TRL method; `build(model, tok, requests, hparams, on_step)`
