@@ -138,3 +138,39 @@ def test_sft_runs_the_global_protocol_through_the_cli(tiny_llama_dir, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "SFT" and summary["protocol"] == "global"
     assert summary["train"]["edit"]["steps"] == 3 and summary["train"]["records"] == 4
+
+
+@pytest.mark.parametrize("alg", ["SFT", "DPO"])
+def test_an_interrupted_training_resumes_from_its_checkpoint_to_the_same_weights(alg, tiny_llama_dir, load_tiny,
+                                                                                 safeedit_records, tmp_path):
+    import os
+
+    cls, apply = (SFTHyperParams, apply_sft_to_model) if alg == "SFT" else (DPOHyperParams, apply_dpo_to_model)
+    requests = [make_request(r) for r in safeedit_records[:4]]
+    whole, tok = load_tiny(tiny_llama_dir)
+    apply(whole, tok, requests, cls.from_hparams(training_yaml(tmp_path, alg, "m", num_steps=4)))
+
+    h = cls.from_hparams(training_yaml(tmp_path, alg, "m", num_steps=4, checkpoint_dir=str(tmp_path / "ckpt"),
+                                       checkpoint_every=2))
+    model, tok = load_tiny(tiny_llama_dir)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def stop_after_step_three(step, loss):  # a point of progress: one step past the checkpoint of step 2
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        apply(model, tok, requests, h, on_step=stop_after_step_three)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # given back as it was
+    (run_folder,) = os.listdir(tmp_path / "ckpt")
+    assert [f for f in os.listdir(tmp_path / "ckpt" / run_folder) if f.startswith("checkpoint")] == ["checkpoint-2"]
+    seen = []
+    apply(model, tok, requests, h, on_step=lambda step, loss: seen.append(step))
+    assert seen == [3, 4]  # resumed after step 2
+    assert os.listdir(tmp_path / "ckpt") == []  # the finished run's checkpoints are removed
+    # transformers' resume restores the optimizer, scheduler and RNG, but is not bit-exact in every TRL version
+    # (measured: SFT exact on trl 0.22.2, DPO exact on 1.14.2, the other two within half the training's change).
+    expected = dict(whole.named_parameters())
+    gap = max((p - expected[n]).abs().max().item() for n, p in model.named_parameters())
+    moved = max((expected[n] - before[n]).abs().max().item() for n in before)
+    assert moved > 0 and gap <= 0.5 * moved

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import torch
 from easyedit_detox.core.errors import HyperParamsError, RequestError, UserError
 from .yaml_hparams import YamlHyperParams, is_int, is_number
 
+LOG = logging.getLogger(__name__)
 INSTALL_HINT = ("SFT and DPO train with TRL, which is not installed: `pip install trl==0.22.2` beside PyPI's "
                 "easyeditor (transformers < 4.56), `pip install trl==1.14.2` beside EasyEdit from git (both extras "
                 "of easyedit-detox bring it)")
@@ -56,10 +58,16 @@ class TrainingHyperParams(YamlHyperParams):
     lora_dropout: float = 0.0
     target_modules: List[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     model_parallel: bool = False
+    # Where to keep TRL checkpoints every `checkpoint_every` steps, so that an interrupted run, started again
+    # with the same model, records and settings, resumes from the last one (None: no checkpoints).
+    checkpoint_dir: Optional[str] = None
+    checkpoint_every: int = 10
 
     def __post_init__(self):
         self.check("alg_name", self.alg_name in self.ALG_NAMES, " or ".join(repr(a) for a in self.ALG_NAMES))
-        for key in ("num_steps", "batch_size", "max_length", "rank"):
+        self.check("checkpoint_dir", self.checkpoint_dir is None or isinstance(self.checkpoint_dir, str),
+                   "a folder name, or left out")
+        for key in ("num_steps", "batch_size", "max_length", "rank", "checkpoint_every"):
             self.check(key, is_int(getattr(self, key)) and getattr(self, key) >= 1, "an integer >= 1")
         self.check("lr", is_number(self.lr) and self.lr > 0, "a number > 0 (e.g. 1e-5)")
         self.check("weight_decay", is_number(self.weight_decay) and self.weight_decay >= 0, "a number >= 0")
@@ -71,11 +79,13 @@ class TrainingHyperParams(YamlHyperParams):
 
     def training_arguments(self, out_dir: str, device) -> Dict[str, Any]:
         """The keyword arguments of TRL's config (SFTConfig / DPOConfig) these settings mean."""
+        saving = (dict(save_strategy="steps", save_steps=self.checkpoint_every) if self.checkpoint_dir
+                  else dict(save_strategy="no"))
         return dict(output_dir=out_dir, max_steps=self.num_steps, per_device_train_batch_size=self.batch_size,
                     learning_rate=self.lr, weight_decay=self.weight_decay, lr_scheduler_type=self.lr_scheduler_type,
                     seed=self.seed, data_seed=self.seed, max_length=self.max_length, report_to=[],
-                    save_strategy="no", logging_strategy="no", disable_tqdm=True, gradient_checkpointing=False,
-                    use_cpu=torch.device(device).type == "cpu", dataloader_num_workers=0)
+                    logging_strategy="no", disable_tqdm=True, gradient_checkpointing=False,
+                    use_cpu=torch.device(device).type == "cpu", dataloader_num_workers=0, **saving)
 
     def lora_config(self):
         """peft's LoraConfig for `lora: true` (None for full fine-tuning)."""
@@ -163,9 +173,9 @@ def train_in_place(model, tok, rows: List[Dict[str, str]], hparams: TrainingHype
     quiet = datasets.is_progress_bar_enabled()  # TRL's dataset preparation would print bars of its own
     datasets.disable_progress_bars()
     try:
-        with tempfile.TemporaryDirectory(prefix="easyedit-detox-trl-") as out_dir, callers_random_states_kept():
+        with _output_folder(hparams, rows, originals) as (out_dir, last), callers_random_states_kept():
             trainer = make_trainer(model, dataset, out_dir, _progress_callback(on_step))
-            result = trainer.train()
+            result = trainer.train(resume_from_checkpoint=last)
             trained = trainer.model
             if hparams.lora:
                 trained = trained.merge_and_unload()  # the adapters become plain weights of `model`'s own layers
@@ -179,6 +189,39 @@ def train_in_place(model, tok, rows: List[Dict[str, str]], hparams: TrainingHype
             datasets.enable_progress_bars()
     return {"originals": originals, "steps": int(result.global_step),
             "loss": float(result.training_loss) if result.training_loss is not None else None}
+
+
+@contextlib.contextmanager
+def _output_folder(hparams: TrainingHyperParams, rows, originals) -> Iterator:
+    """(TRL's output folder, the checkpoint to resume from or None): a temporary folder without checkpoint_dir;
+    with it, a subfolder named by the digest of the records, settings and starting weights, removed after a
+    finished run (the package made it), kept with its checkpoints when the run stops."""
+    if not hparams.checkpoint_dir:
+        with tempfile.TemporaryDirectory(prefix="easyedit-detox-trl-") as out_dir:
+            yield out_dir, None
+        return
+    import hashlib
+    import json
+    import os
+    import shutil
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from easyedit_detox.core.weights import combined_digest, tensor_digest
+    from .hparams import hparams_dict
+
+    settings = hparams_dict(hparams, ("device", "model_name", "checkpoint_dir", "model_parallel"))
+    facts = json.dumps({"rows": rows, "hparams": settings,
+                        "weights": combined_digest({n: tensor_digest(t) for n, t in originals.items()})},
+                       sort_keys=True)
+    folder = os.path.join(os.path.expanduser(hparams.checkpoint_dir),
+                          f"{hparams.alg_name}-{hashlib.sha256(facts.encode()).hexdigest()[:16]}")
+    os.makedirs(folder, exist_ok=True)
+    last = get_last_checkpoint(folder)
+    if last is not None:
+        LOG.info("%s resumes from %s", hparams.alg_name, last)
+    yield folder, last
+    shutil.rmtree(folder)  # finished: its checkpoints are of no further use
 
 
 def _same_modules(a, b) -> bool:
