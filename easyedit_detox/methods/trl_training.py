@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import random
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
@@ -173,7 +174,10 @@ def train_in_place(model, tok, rows: List[Dict[str, str]], hparams: TrainingHype
     quiet = datasets.is_progress_bar_enabled()  # TRL's dataset preparation would print bars of its own
     datasets.disable_progress_bars()
     try:
-        with _output_folder(hparams, rows, originals) as (out_dir, last), callers_random_states_kept():
+        with _output_folder(hparams, rows, originals) as (out_dir, last), callers_random_states_kept(), \
+                warnings.catch_warnings():
+            # transformers 4.55's Trainer calls its own deprecated torch.cpu.amp.autocast on every CPU step.
+            warnings.filterwarnings("ignore", message=r".*torch\.cpu\.amp\.autocast", category=FutureWarning)
             trainer = make_trainer(model, dataset, out_dir, _progress_callback(on_step))
             result = trainer.train(resume_from_checkpoint=last)
             trained = trainer.model
