@@ -166,3 +166,17 @@ def test_profs_runs_through_the_cli(tiny_llama_dir, tmp_path):
     # No suffix: ProFS sees the plain inputs.
     assert all(r["post"]["DS"]["input"] == r["pre"]["DS"]["input"] for r in rows)
     assert json.loads((out / "summary.json").read_text())["method"] == "ProFS"
+
+
+def test_profs_answers_alike_row_wise_batched_and_one_case_at_a_time_and_runs_sequentially(tiny_llama_dir, tmp_path):
+    path = profs_yaml(tmp_path, "llama", tiny_llama_dir)
+    common = ["--hparams", path, "--data", sample_path(), "--cases", "3,5,8", "--no-progress", "--no-cache",
+              "--general-cases", "0", "--max-length", "256", "--max-output-length", "8"]
+    for name, per_batch in (("rowwise", "3"), ("single", "1")):
+        assert main(["evaluate", *common, "--out", str(tmp_path / name), "--cases-per-batch", per_batch]) == 0
+    rows = {name: [json.loads(line) for line in (tmp_path / name / "cases.jsonl").read_text().splitlines()]
+            for name in ("rowwise", "single")}
+    assert [r["post"] for r in rows["rowwise"]] == [r["post"] for r in rows["single"]]
+    assert main(["evaluate", *common, "--out", str(tmp_path / "seq"), "--sequential", "--checkpoint-every", "2"]) == 0
+    curve = json.loads((tmp_path / "seq" / "summary.json").read_text())["sequential"]
+    assert [p["after_edits"] for p in curve] == [0, 2, 3]
