@@ -72,15 +72,30 @@ IMPORT_ORDERS = [
 ]
 
 
-@pytest.mark.parametrize("first", IMPORT_ORDERS)
-def test_dinm_is_registered_whatever_the_import_order(first):
-    code = (first + "\nfrom easyeditor.util.alg_dict import ALG_DICT\nimport easyedit_detox\n"
+def run_pythons(codes):
+    """`run_python` for each of `codes`, the interpreters running at the same time (each imports easyeditor)."""
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT) for code in codes]
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        outs.append(stdout.split())
+    return outs
+
+
+def test_our_methods_are_registered_whatever_the_import_order():
+    tail = ("\nfrom easyeditor.util.alg_dict import ALG_DICT\nimport easyedit_detox\n"
             "from easyedit_detox.dinm import apply_dinm_to_model\n"
+            "from easyedit_detox.methods import dpo, profs, sft\n"
             "print(ALG_DICT.get('DINM') is apply_dinm_to_model, ALG_DICT.get('DINM-detox') is apply_dinm_to_model,"
             " vars(easyedit_detox).get('REGISTRATION'))\n"
-            "print(easyedit_detox.register())")  # idempotent: the first registration's record stays
-    out = run_python(code)
-    assert out[:2] == ["True", "True"] and out[2] in ("added", "replaced") and out[3] == out[2]
+            "print(easyedit_detox.register())\n"  # idempotent: the first registration's record stays
+            "print(ALG_DICT.get('ProFS') is profs.apply_profs_to_model, ALG_DICT.get('SFT') is sft.apply_sft_to_model,"
+            " ALG_DICT.get('DPO') is dpo.apply_dpo_to_model)")
+    for first, out in zip(IMPORT_ORDERS, run_pythons([first + tail for first in IMPORT_ORDERS])):
+        assert out[:2] == ["True", "True"] and out[2] in ("added", "replaced") and out[3] == out[2], first
+        assert out[4:] == ["True", "True", "True"], first
 
 
 def test_reading_registration_registers_and_register_can_be_called_later():
