@@ -15,6 +15,8 @@ from easyedit_detox.core.errors import HyperParamsError, RequestError
 from .base import BATCH, MethodAdapter, module_names, register_adapter
 
 NATIVE_ALIAS = "DINM-EasyEdit"
+MISSING = ("alg_name 'DINM-EasyEdit' names EasyEdit's own DINM, which the installed easyeditor does not have "
+           "(PyPI's 0.0.1.dev0); install EasyEdit from git")
 
 
 def native_apply_fn() -> Optional[Callable]:
@@ -81,15 +83,13 @@ class EasyEditDINMAdapter(MethodAdapter):
     def hparams_class(self, prefer: Optional[str] = None) -> type:
         cls = native_hparams_class()
         if cls is None:
-            raise HyperParamsError("alg_name 'DINM-EasyEdit' names EasyEdit's own DINM, which the installed "
-                                   "easyeditor does not have (PyPI's 0.0.1.dev0); install EasyEdit from git")
+            raise HyperParamsError(MISSING)
         return cls
 
     def apply_fn(self, prefer: Optional[str] = None) -> Callable:
         native = native_apply_fn()
         if native is None:
-            raise HyperParamsError("alg_name 'DINM-EasyEdit' names EasyEdit's own DINM, which the installed "
-                                   "easyeditor does not have (PyPI's 0.0.1.dev0); install EasyEdit from git")
+            raise HyperParamsError(MISSING)
         return native
 
     def prepare_hparams(self, hparams, model, tok, request, device, memo):

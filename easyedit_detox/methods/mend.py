@@ -26,15 +26,19 @@ def fresh_executor_fn(fn, model, tok, hparams):
     return getattr(executor, fn.__name__)
 
 
+class FreshExecutorAdapter(MethodAdapter):
+    """A method whose ALG_DICT entry is a stateful executor's bound method: each edit gets a fresh executor."""
+
+    def bind(self, fn, model, tok, hparams):
+        return fresh_executor_fn(fn, model, tok, hparams)
+
+
 @register_adapter
-class MENDAdapter(MethodAdapter):
+class MENDAdapter(FreshExecutorAdapter):
     """MEND writes exactly its hparams' `inner_params`."""
 
     alg_name = "MEND"
     hparams_class_name = "MENDHyperParams"
-
-    def bind(self, fn, model, tok, hparams):
-        return fresh_executor_fn(fn, model, tok, hparams)
 
     def predicted_writes(self, hparams, model, memo):
         inner = set(hparams.inner_params)
@@ -42,11 +46,8 @@ class MENDAdapter(MethodAdapter):
 
 
 @register_adapter
-class SERACAdapter(MethodAdapter):
+class SERACAdapter(FreshExecutorAdapter):
     """SERAC keeps a trained classifier and counterfactual model beside the base model (a singleton executor)."""
 
     alg_name = "SERAC"
     hparams_class_name = "SERACHparams"
-
-    def bind(self, fn, model, tok, hparams):
-        return fresh_executor_fn(fn, model, tok, hparams)

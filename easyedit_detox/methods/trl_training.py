@@ -17,7 +17,6 @@ for a model built in memory.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import random
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 import torch
 
 from easyedit_detox.core.errors import HyperParamsError, RequestError, UserError
+from easyedit_detox.core.weights import write_back
 from .yaml_hparams import YamlHyperParams, is_int, is_number
 
 LOG = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def train_in_place(model, tok, rows: List[Dict[str, str]], hparams: TrainingHype
             if trained is not model and not _same_modules(trained, model):
                 raise RuntimeError("TRL trained a copy of the model, not the model itself")
     except BaseException:
-        _write(model, originals)
+        write_back(model, originals)  # never a half-trained model left behind
         raise
     finally:
         if quiet:
@@ -233,14 +233,6 @@ def _same_modules(a, b) -> bool:
     return bool(pb) and all(n in pa and pa[n] is p for n, p in pb.items())
 
 
-def _write(model, originals: Dict[str, torch.Tensor]) -> None:
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in originals.items():
-            if name in params:
-                params[name].copy_(value)
-
-
 def train_with_trl(model, tok, requests, hparams: TrainingHyperParams, columns: Dict[str, str], trainer: str,
                    config: Callable, on_step: Optional[Callable] = None) -> Dict[str, Any]:
     """Train `model` in place with TRL's `trainer` class (by name) on the requests as `columns` rows, its
@@ -275,7 +267,3 @@ def apply_with_trl(model, tok, requests, hparams: TrainingHyperParams, build: Ca
         kwargs["report"].update({"steps": report["steps"], "losses": [report["loss"]], "requests": len(requests)})
     return model, (originals if returns_originals(return_orig_weights, keep_original_weight) else {})
 
-
-def config_fields(config_cls) -> set:
-    """The field names of a TRL config class (they differ between TRL versions)."""
-    return {f.name for f in dataclasses.fields(config_cls)}
